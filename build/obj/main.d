@@ -1,0 +1,1 @@
+build/obj/main.o: src/main.c

@@ -1,0 +1,3 @@
+build/obj/util.o: src/util.c src/util.h src/error.h
+src/util.h:
+src/error.h:

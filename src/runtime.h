@@ -1,0 +1,107 @@
+#ifndef CSHIM_RUNTIME_H
+#define CSHIM_RUNTIME_H
+
+/* Driving an OCI runtime CLI: argv building (pure, one builder for every verb), parsing what
+ * the runtime leaves behind (pid files, JSON log), mapping its wording to gRPC codes, and
+ * runtime_run(), which spawns one invocation asynchronously and turns a failure into an
+ * error carrying the runtime's own message. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct event_base;
+struct reaper;
+struct spawn;
+
+/* Which runtime and how to call it; filled by config.c, persisted in the bundle. */
+struct runtime_cfg
+{
+  char *binary;         /* path or name looked up in PATH; default "runc" */
+  char *root;           /* state root; the namespace is appended: <root>/<ns> */
+  bool systemd_cgroup;
+  bool no_pivot_root;
+  bool no_new_keyring;
+  char **extra_args;    /* global flags placed before the subcommand (NULL-terminated) */
+  unsigned timeout_ms;  /* deadline of one runtime call */
+};
+
+enum runtime_verb
+{
+  RUNTIME_CREATE,
+  RUNTIME_START,
+  RUNTIME_KILL,
+  RUNTIME_DELETE,
+  RUNTIME_STATE,
+  RUNTIME_PS,
+  RUNTIME_PAUSE,
+  RUNTIME_RESUME,
+  RUNTIME_EXEC,
+  RUNTIME_UPDATE,
+};
+
+/* One invocation. Fields not used by a verb are ignored. */
+struct runtime_call
+{
+  enum runtime_verb verb;
+  const char *id;
+  const char *bundle;         /* create */
+  const char *pid_file;       /* create, exec */
+  const char *console_socket; /* create, exec */
+  const char *process_file;   /* exec: process spec JSON */
+  int signal;                 /* kill */
+  bool all;                   /* kill --all */
+  bool force;                 /* delete --force */
+};
+
+/* Everything the runtime needs beyond the call: where it logs, which namespace. */
+struct runtime_ctx
+{
+  const struct runtime_cfg *cfg;
+  const char *namespace;
+  const char *log_path; /* --log <path> --log-format json; NULL: no --log */
+};
+
+/* Full argv: binary, global flags (--root <root>/<ns>, --log, --log-format json,
+ * --systemd-cgroup, extra args), subcommand and its flags, then the id (and signal). */
+char **runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call);
+const char *runtime_verb_name (enum runtime_verb verb);
+
+/* Pid file contents ("1234" with optional whitespace). */
+int runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err);
+/* Message of the last error-level entry of a JSON-lines runtime log: key "msg" or "message",
+ * "level" compared case-insensitively. Lines that are not JSON are skipped. NULL if none. */
+char *runtime_log_last_error (const char *text, size_t len);
+/* gRPC code for a runtime error message (one table: "does not exist" -> NOT_FOUND, ...). */
+int runtime_error_code (const char *msg);
+
+/* The outcome of runtime_run(). On failure err is set (owned by the callee: it is released
+ * after the callback returns unless the callback steals it with steal_ptr(&res->err)). */
+struct runtime_result
+{
+  int exit_code;
+  shim_error_t err; /* NULL on success: "<verb> failed: <runtime's message>" */
+  const char *out;  /* captured stdout when requested */
+  size_t out_len;
+};
+
+typedef void (*runtime_cb) (struct runtime_result *res, void *arg);
+
+struct runtime_io
+{
+  int stdin_fd, stdout_fd, stderr_fd; /* SPAWN_FD_NULL/SPAWN_FD_CAPTURE or fds */
+  const void *stdin_data;
+  size_t stdin_len;
+};
+
+/* Spawns one runtime invocation (cwd = bundle when set). io NULL means: stdin null, stdout and
+ * stderr captured. On failure the error text is, in order of preference: the runtime's last
+ * log error written during this call, its stderr, "exec <binary>: <errno>", or the deadline. */
+struct spawn *runtime_run (struct event_base *base, struct reaper *reaper,
+                           const struct runtime_ctx *ctx, const struct runtime_call *call,
+                           const char *cwd, const struct runtime_io *io, runtime_cb cb, void *arg,
+                           shim_error_t *err);
+
+#endif
