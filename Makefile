@@ -27,7 +27,8 @@ GEN_H       := $(GEN_C:.c=.h)
 GEN_O       := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 
 SRC         := $(sort $(wildcard src/*.c))
-LIB_SRC     := $(filter-out src/main.c,$(SRC))
+SRC_EXCLUDE ?=
+LIB_SRC     := $(filter-out src/main.c $(SRC_EXCLUDE),$(SRC))
 LIB_O       := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB         := $(BUILD)/libcshim.a
 
