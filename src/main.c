@@ -1,1 +1,236 @@
-int main (void) { return 0; }
+/* containerd-shim-cshim-v2: `start`, `delete`, `-v`, or (no action) the server. */
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "manager.h"
+#include "publisher.h"
+#include "reaper.h"
+#include "shim.h"
+#include "task_service.h"
+#include "ttrpc_server.h"
+#include "util.h"
+
+#define LISTEN_FD 3
+#define EXIT_DRAIN_MS 3000
+
+struct daemon
+{
+  struct shim shim;
+  struct event *sig_term, *sig_int;
+  bool exiting;
+};
+
+static void
+usage (const char *argv0)
+{
+  fprintf (stderr,
+           "usage: %s [-namespace NS] [-id ID] [-address ADDR] [-publish-binary BIN]\n"
+           "       [-bundle DIR] [-socket PATH] [-debug] [-v] [start|delete]\n",
+           argv0);
+}
+
+/* Go's flag syntax, as containerd uses it: -name value, --name value, -name=value. */
+static int
+parse_args (int argc, char **argv, struct shim_args *a, const char **action, bool *version)
+{
+  struct
+  {
+    const char *name;
+    const char **dst;
+  } strs[] = {
+    { "namespace", &a->namespace }, { "id", &a->id }, { "address", &a->address },
+    { "publish-binary", &a->publish_binary }, { "bundle", &a->bundle }, { "socket", &a->socket },
+  };
+  for (int i = 1; i < argc; i++)
+    {
+      const char *arg = argv[i];
+      if (arg[0] != '-')
+        {
+          *action = arg;
+          continue;
+        }
+      arg += arg[1] == '-' ? 2 : 1;
+      const char *eq = strchr (arg, '=');
+      size_t len = eq ? (size_t) (eq - arg) : strlen (arg);
+      bool matched = false;
+      for (size_t k = 0; k < ARRAY_SIZE (strs) && !matched; k++)
+        if (strlen (strs[k].name) == len && strncmp (strs[k].name, arg, len) == 0)
+          {
+            if (!eq && i + 1 >= argc)
+              return -1;
+            *strs[k].dst = eq ? eq + 1 : argv[++i];
+            matched = true;
+          }
+      if (matched)
+        continue;
+      if (strncmp (arg, "debug", len) == 0 && len == 5)
+        a->debug = !eq || strcmp (eq + 1, "false") != 0;
+      else if ((len == 1 && arg[0] == 'v') || (len == 7 && strncmp (arg, "version", 7) == 0))
+        *version = true;
+      else
+        return -1;
+    }
+  return 0;
+}
+
+static void
+exit_now_cb (void *arg)
+{
+  struct daemon *d = arg;
+  event_base_loopexit (d->shim.base, NULL);
+}
+
+static void
+request_exit (struct shim *shim)
+{
+  struct daemon *d = (struct daemon *) shim;
+  if (d->exiting)
+    return;
+  d->exiting = true;
+  log_info ("shutting down");
+  publisher_drain (shim->publisher, EXIT_DRAIN_MS, exit_now_cb, d);
+}
+
+static void
+signal_cb (evutil_socket_t sig, short what, void *arg)
+{
+  struct daemon *d = arg;
+  (void) what;
+  log_info ("received signal %d", (int) sig);
+  request_exit (&d->shim);
+}
+
+/* The listener comes as fd 3 from `start`, or is bound here with -socket. */
+static int
+listener (const struct shim_args *a, char **path, shim_error_t *err)
+{
+  struct sockaddr_un sa;
+  socklen_t len = sizeof sa;
+  if (!a->socket && getsockname (LISTEN_FD, (struct sockaddr *) &sa, &len) == 0
+      && sa.sun_family == AF_UNIX)
+    {
+      *path = xstrdup (sa.sun_path);
+      set_cloexec (LISTEN_FD, true);
+      return LISTEN_FD;
+    }
+  if (!a->socket)
+    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "no listening socket on fd 3");
+  memset (&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", a->socket);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  unlink (a->socket);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, SOMAXCONN) < 0)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      return shim_error_make (err, saved, SHIM_UNKNOWN, "listen on %s", a->socket);
+    }
+  *path = xstrdup (a->socket);
+  return fd;
+}
+
+static int
+run_daemon (const struct shim_args *a, shim_error_t *err)
+{
+  struct daemon d = { 0 };
+  log_init (a->namespace, a->id, a->debug);
+  cleanup_error shim_error_t log_err = NULL;
+  if (log_open_fifo ("log", &log_err) < 0)
+    log_error_release (LOG_LEVEL_WARN, "shim log", &log_err);
+  signal (SIGPIPE, SIG_IGN);
+
+  cleanup_free char *sock_path = NULL;
+  int fd = listener (a, &sock_path, err);
+  if (fd < 0)
+    return -1;
+  d.shim.base = event_base_new ();
+  d.shim.namespace = a->namespace ? a->namespace : "default";
+  d.shim.id = a->id;
+  d.shim.debug = a->debug;
+  d.shim.request_exit = request_exit;
+  d.shim.reaper = reaper_new (d.shim.base, err);
+  if (d.shim.reaper == NULL)
+    return -1;
+  d.shim.publisher = publisher_new (d.shim.base, getenv ("TTRPC_ADDRESS"));
+  struct task_service *svc = task_service_new (&d.shim);
+  size_t n_methods;
+  const struct ttrpc_method *methods = task_service_methods (&n_methods);
+  struct ttrpc_server *server = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
+  if (server == NULL)
+    return -1;
+  d.sig_term = evsignal_new (d.shim.base, SIGTERM, signal_cb, &d);
+  d.sig_int = evsignal_new (d.shim.base, SIGINT, signal_cb, &d);
+  event_add (d.sig_term, NULL);
+  event_add (d.sig_int, NULL);
+  log_info ("serving on %s", sock_path);
+
+  event_base_dispatch (d.shim.base);
+
+  unlink (sock_path);
+  ttrpc_server_free (server);
+  task_service_free (svc);
+  publisher_free (d.shim.publisher);
+  event_free (d.sig_term);
+  event_free (d.sig_int);
+  reaper_free (d.shim.reaper);
+  event_base_free (d.shim.base);
+  return 0;
+}
+
+static void
+print_version (const char *argv0)
+{
+  printf ("%s:\n  Version:  %s\n  Runtime:  any OCI runtime CLI (runc, crun, youki)\n", argv0,
+          CSHIM_VERSION);
+}
+
+int
+main (int argc, char **argv)
+{
+  struct shim_args a = { .self = "/proc/self/exe" };
+  const char *action = NULL;
+  bool version = false;
+  if (parse_args (argc, argv, &a, &action, &version) < 0)
+    {
+      usage (argv[0]);
+      return 2;
+    }
+  if (version)
+    {
+      print_version (argv[0]);
+      return 0;
+    }
+  cleanup_error shim_error_t err = NULL;
+  int ret;
+  if (action == NULL)
+    ret = run_daemon (&a, &err);
+  else if (strcmp (action, "start") == 0)
+    ret = manager_start (&a, &err);
+  else if (strcmp (action, "delete") == 0)
+    ret = manager_delete (&a, &err);
+  else
+    {
+      fprintf (stderr, "unknown action `%s`\n", action);
+      return 2;
+    }
+  if (ret < 0)
+    {
+      if (action == NULL)
+        log_error ("%s", err ? err->msg : "failed");
+      else
+        fprintf (stderr, "%s: %s\n", action, err ? err->msg : "failed");
+      return 1;
+    }
+  return 0;
+}

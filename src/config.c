@@ -1,0 +1,307 @@
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "containerd/linux/runc/runc.pb-c.h"
+#include "containerd/runc/v1/options.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "pb.h"
+#include "runtimeoptions/v1/options.pb-c.h"
+#include "util.h"
+
+#define CONFIG_MAX_SIZE (1u << 20)
+
+void
+config_init (struct task_options *o)
+{
+  memset (o, 0, sizeof *o);
+  o->runtime.binary = xstrdup (CONFIG_DEFAULT_BINARY);
+  o->runtime.root = xstrdup (CONFIG_DEFAULT_ROOT);
+  o->runtime.timeout_ms = CONFIG_DEFAULT_TIMEOUT_MS;
+}
+
+void
+config_release (struct task_options *o)
+{
+  free (o->runtime.binary);
+  free (o->runtime.root);
+  strv_free (o->runtime.extra_args);
+  free (o->shim_cgroup);
+  memset (o, 0, sizeof *o);
+}
+
+static void
+set_str (char **dst, const char *src)
+{
+  if (src == NULL || src[0] == '\0')
+    return;
+  free (*dst);
+  *dst = xstrdup (src);
+}
+
+static void
+apply_runc_options (struct task_options *o, const Containerd__Runc__V1__Options *r)
+{
+  set_str (&o->runtime.binary, r->binary_name);
+  set_str (&o->runtime.root, r->root);
+  set_str (&o->shim_cgroup, r->shim_cgroup);
+  o->runtime.systemd_cgroup |= r->systemd_cgroup;
+  o->runtime.no_pivot_root |= r->no_pivot_root;
+  o->runtime.no_new_keyring |= r->no_new_keyring;
+  o->io_uid = r->io_uid ? r->io_uid : o->io_uid;
+  o->io_gid = r->io_gid ? r->io_gid : o->io_gid;
+}
+
+static void
+apply_create_options (struct task_options *o, const Containerd__Linux__Runc__CreateOptions *c)
+{
+  set_str (&o->shim_cgroup, c->shim_cgroup);
+  o->runtime.no_pivot_root |= c->no_pivot_root;
+  o->runtime.no_new_keyring |= c->no_new_keyring;
+  o->io_uid = c->io_uid ? c->io_uid : o->io_uid;
+  o->io_gid = c->io_gid ? c->io_gid : o->io_gid;
+}
+
+static int
+apply_runtime_options (struct task_options *o, const Runtimeoptions__V1__Options *r,
+                       shim_error_t *err)
+{
+  if (r->config_body.len > 0)
+    {
+      cleanup_free char *body = xstrndup ((const char *) r->config_body.data, r->config_body.len);
+      if (config_apply_json (o, body, "config_body", err) < 0)
+        return -1;
+    }
+  if (r->config_path && r->config_path[0])
+    return config_apply_file (o, r->config_path, err);
+  return 0;
+}
+
+int
+config_apply_any (struct task_options *o, const Google__Protobuf__Any *any, shim_error_t *err)
+{
+  if (any == NULL || any->type_url == NULL || any->type_url[0] == '\0')
+    return 0;
+  const ProtobufCMessageDescriptor *desc = NULL;
+  if (pb_any_is (any, &containerd__runc__v1__options__descriptor))
+    desc = &containerd__runc__v1__options__descriptor;
+  else if (pb_any_is (any, &containerd__linux__runc__create_options__descriptor))
+    desc = &containerd__linux__runc__create_options__descriptor;
+  else if (pb_any_is (any, &runtimeoptions__v1__options__descriptor))
+    desc = &runtimeoptions__v1__options__descriptor;
+  else
+    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "unsupported options type `%s`",
+                            any->type_url);
+
+  cleanup_pbmsg ProtobufCMessage *m = pb_any_unpack (any, desc, err);
+  if (m == NULL)
+    return -1;
+  if (desc == &containerd__runc__v1__options__descriptor)
+    apply_runc_options (o, (const Containerd__Runc__V1__Options *) m);
+  else if (desc == &containerd__linux__runc__create_options__descriptor)
+    apply_create_options (o, (const Containerd__Linux__Runc__CreateOptions *) m);
+  else
+    return apply_runtime_options (o, (const Runtimeoptions__V1__Options *) m, err);
+  return 0;
+}
+
+/* Our JSON config: one table of keys, each with its type and where it goes. */
+enum key_type
+{
+  KEY_STRING,
+  KEY_BOOL,
+  KEY_UINT,
+  KEY_STRV,
+};
+
+struct key_spec
+{
+  const char *name;
+  enum key_type type;
+  size_t offset;
+};
+
+#define OPT(field) offsetof (struct task_options, field)
+static const struct key_spec keys[] = {
+  { "binary", KEY_STRING, OPT (runtime.binary) },
+  { "root", KEY_STRING, OPT (runtime.root) },
+  { "systemd_cgroup", KEY_BOOL, OPT (runtime.systemd_cgroup) },
+  { "no_pivot_root", KEY_BOOL, OPT (runtime.no_pivot_root) },
+  { "no_new_keyring", KEY_BOOL, OPT (runtime.no_new_keyring) },
+  { "runtime_args", KEY_STRV, OPT (runtime.extra_args) },
+  { "timeout_ms", KEY_UINT, OPT (runtime.timeout_ms) },
+  { "shim_cgroup", KEY_STRING, OPT (shim_cgroup) },
+  { "io_uid", KEY_UINT, OPT (io_uid) },
+  { "io_gid", KEY_UINT, OPT (io_gid) },
+};
+#undef OPT
+
+static const struct key_spec *
+find_key (const char *name)
+{
+  for (size_t i = 0; i < ARRAY_SIZE (keys); i++)
+    if (strcmp (keys[i].name, name) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+static int
+apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, const char *origin,
+           shim_error_t *err)
+{
+  void *dst = (char *) o + k->offset;
+  switch (k->type)
+    {
+    case KEY_STRING:
+      if (!cJSON_IsString (v) || v->valuestring[0] == '\0')
+        break;
+      free (*(char **) dst);
+      *(char **) dst = xstrdup (v->valuestring);
+      return 0;
+    case KEY_BOOL:
+      if (!cJSON_IsBool (v))
+        break;
+      *(bool *) dst = cJSON_IsTrue (v);
+      return 0;
+    case KEY_UINT:
+      if (!cJSON_IsNumber (v) || v->valuedouble < 0 || v->valuedouble > 4294967295.0
+          || v->valuedouble != (double) (uint32_t) v->valuedouble)
+        break;
+      *(uint32_t *) dst = (uint32_t) v->valuedouble;
+      return 0;
+    case KEY_STRV:
+      {
+        if (!cJSON_IsArray (v))
+          break;
+        char **strv = NULL;
+        const cJSON *e;
+        cJSON_ArrayForEach (e, v)
+        {
+          if (!cJSON_IsString (e))
+            {
+              strv_free (strv);
+              return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                                      "config %s: `%s` must be an array of strings", origin,
+                                      k->name);
+            }
+          strv_push (&strv, e->valuestring);
+        }
+        strv_free (*(char ***) dst);
+        *(char ***) dst = strv;
+        return 0;
+      }
+    }
+  static const char *const type_names[] = { "a non-empty string", "a boolean",
+                                             "a non-negative integer", "an array of strings" };
+  return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be %s", origin,
+                          k->name, type_names[k->type]);
+}
+
+int
+config_apply_json (struct task_options *o, const char *text, const char *origin,
+                   shim_error_t *err)
+{
+  cJSON *doc = cJSON_Parse (text);
+  if (doc == NULL || !cJSON_IsObject (doc))
+    {
+      cJSON_Delete (doc);
+      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                              "config %s: not a JSON object", origin);
+    }
+  int ret = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach (item, doc)
+  {
+    const struct key_spec *k = find_key (item->string);
+    if (k == NULL)
+      ret = shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: unknown key `%s`",
+                             origin, item->string);
+    else
+      ret = apply_key (o, k, item, origin, err);
+    if (ret < 0)
+      break;
+  }
+  cJSON_Delete (doc);
+  if (ret == 0 && o->runtime.timeout_ms == 0)
+    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `timeout_ms` must be > 0",
+                            origin);
+  return ret;
+}
+
+int
+config_apply_file (struct task_options *o, const char *path, shim_error_t *err)
+{
+  cleanup_free char *text = NULL;
+  if (read_file (path, CONFIG_MAX_SIZE, &text, NULL, err) < 0)
+    return shim_error_wrap (err, "runtime config");
+  return config_apply_json (o, text, path, err);
+}
+
+int
+config_apply_start_options (struct task_options *o, const char *bundle, shim_error_t *err)
+{
+  cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_START_OPTIONS_FILE);
+  cleanup_free char *data = NULL;
+  size_t len = 0;
+  if (access (path, F_OK) < 0 || read_file (path, CONFIG_MAX_SIZE, &data, &len, NULL) < 0)
+    return 0;
+  cleanup_pbmsg ProtobufCMessage *any
+      = protobuf_c_message_unpack (&google__protobuf__any__descriptor, NULL, len, (uint8_t *) data);
+  if (any == NULL)
+    return 0; /* not an Any: e.g. containerd 2.3's BootstrapParams, which we do not read */
+  return config_apply_any (o, (const Google__Protobuf__Any *) any, err);
+}
+
+char *
+config_to_json (const struct task_options *o)
+{
+  cJSON *doc = cJSON_CreateObject ();
+  for (size_t i = 0; i < ARRAY_SIZE (keys); i++)
+    {
+      const void *src = (const char *) o + keys[i].offset;
+      switch (keys[i].type)
+        {
+        case KEY_STRING:
+          if (*(char *const *) src)
+            cJSON_AddStringToObject (doc, keys[i].name, *(char *const *) src);
+          break;
+        case KEY_BOOL:
+          cJSON_AddBoolToObject (doc, keys[i].name, *(const bool *) src);
+          break;
+        case KEY_UINT:
+          cJSON_AddNumberToObject (doc, keys[i].name, *(const uint32_t *) src);
+          break;
+        case KEY_STRV:
+          {
+            cJSON *arr = cJSON_AddArrayToObject (doc, keys[i].name);
+            for (char *const *s = *(char **const *) src; s && *s; s++)
+              cJSON_AddItemToArray (arr, cJSON_CreateString (*s));
+            break;
+          }
+        }
+    }
+  char *text = cJSON_Print (doc);
+  cJSON_Delete (doc);
+  if (text == NULL)
+    abort ();
+  return text;
+}
+
+int
+config_save (const struct task_options *o, const char *bundle, shim_error_t *err)
+{
+  cleanup_free char *text = config_to_json (o);
+  cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_BUNDLE_FILE);
+  return write_file_atomic (path, text, strlen (text), 0600, err);
+}
+
+int
+config_load (struct task_options *o, const char *bundle, shim_error_t *err)
+{
+  cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_BUNDLE_FILE);
+  return config_apply_file (o, path, err);
+}

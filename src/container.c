@@ -1,0 +1,208 @@
+#include "container.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "procio.h"
+#include "reaper.h"
+#include "spawn.h"
+#include "util.h"
+
+static void
+process_init (struct process *p, struct container *c, const char *exec_id)
+{
+  memset (p, 0, sizeof *p);
+  p->container = c;
+  p->exec_id = exec_id ? xstrdup (exec_id) : NULL;
+  p->state = PROCESS_CREATED;
+  TAILQ_INIT (&p->waiters);
+}
+
+static void
+process_release (struct process *p)
+{
+  struct waiter *w;
+  while ((w = TAILQ_FIRST (&p->waiters)))
+    {
+      TAILQ_REMOVE (&p->waiters, w, link);
+      free (w);
+    }
+  proc_io_free (p->io);
+  free (p->exec_id);
+  free (p->stdin_path);
+  free (p->stdout_path);
+  free (p->stderr_path);
+  if (p->spec_path)
+    unlink (p->spec_path);
+  free (p->spec_path);
+}
+
+struct container *
+container_new (const char *id, const char *bundle)
+{
+  struct container *c = xcalloc (1, sizeof *c);
+  c->id = xstrdup (id);
+  c->bundle = xstrdup (bundle);
+  c->log_path = xasprintf ("%s/log.json", bundle);
+  config_init (&c->opts);
+  process_init (&c->init, c, NULL);
+  TAILQ_INIT (&c->execs);
+  TAILQ_INIT (&c->ops);
+  return c;
+}
+
+void
+container_free (struct container *c)
+{
+  if (c == NULL)
+    return;
+  struct process *p;
+  while ((p = TAILQ_FIRST (&c->execs)))
+    container_remove_exec (c, p);
+  process_release (&c->init);
+  config_release (&c->opts);
+  free (c->id);
+  free (c->bundle);
+  free (c->log_path);
+  free (c->rootfs);
+  free (c);
+}
+
+struct process *
+container_process (struct container *c, const char *exec_id)
+{
+  if (exec_id == NULL || exec_id[0] == '\0')
+    return &c->init;
+  struct process *p;
+  TAILQ_FOREACH (p, &c->execs, link)
+  if (strcmp (p->exec_id, exec_id) == 0)
+    return p;
+  return NULL;
+}
+
+struct process *
+container_add_exec (struct container *c, const char *exec_id)
+{
+  struct process *p = xmalloc (sizeof *p);
+  process_init (p, c, exec_id);
+  TAILQ_INSERT_TAIL (&c->execs, p, link);
+  return p;
+}
+
+void
+container_remove_exec (struct container *c, struct process *p)
+{
+  TAILQ_REMOVE (&c->execs, p, link);
+  process_release (p);
+  free (p);
+}
+
+const char *
+process_name (const struct process *p)
+{
+  return p->exec_id ? p->exec_id : p->container->id;
+}
+
+bool
+process_is_init (const struct process *p)
+{
+  return p->exec_id == NULL;
+}
+
+struct op *
+op_new (struct container *c, struct ttrpc_call *call, const void *req,
+        void (*run) (struct op *op))
+{
+  struct op *op = xcalloc (1, sizeof *op);
+  op->container = c;
+  op->call = call;
+  op->req = req;
+  op->run = run;
+  return op;
+}
+
+static void
+container_run_next (struct container *c)
+{
+  while (c->running_op == NULL && !TAILQ_EMPTY (&c->ops))
+    {
+      struct op *op = TAILQ_FIRST (&c->ops);
+      TAILQ_REMOVE (&c->ops, op, link);
+      c->running_op = op;
+      /* run() may finish synchronously and call container_op_done(), which frees op and
+       * possibly the container; nothing here touches either afterwards. */
+      op->run (op);
+      return;
+    }
+}
+
+void
+container_submit (struct container *c, struct op *op)
+{
+  TAILQ_INSERT_TAIL (&c->ops, op, link);
+  if (c->running_op == NULL)
+    container_run_next (c);
+}
+
+void
+container_op_done (struct container *c)
+{
+  free (c->running_op);
+  c->running_op = NULL;
+  container_run_next (c);
+}
+
+void
+process_record_exit (struct process *p, int status, const struct timespec *when)
+{
+  p->exited = true;
+  p->exit_status = wait_status_to_exit_code (status);
+  p->exited_at = *when;
+  p->watch = NULL;
+  p->state = process_next (p->state, PROCESS_EXIT);
+}
+
+static bool
+exit_ready (const struct process *p)
+{
+  return p->exited && !p->exit_published && (p->started || p->start_failed)
+         && (p->io == NULL || proc_io_drained (p->io));
+}
+
+struct process *
+container_next_exit (struct container *c)
+{
+  struct process *p;
+  bool exec_running = false;
+  TAILQ_FOREACH (p, &c->execs, link)
+  {
+    if (exit_ready (p))
+      return p;
+    if (p->started && !p->exit_published)
+      exec_running = true;
+  }
+  if (exit_ready (&c->init) && !exec_running)
+    return &c->init;
+  return NULL;
+}
+
+void
+process_add_waiter (struct process *p, struct ttrpc_call *call)
+{
+  struct waiter *w = xmalloc (sizeof *w);
+  w->call = call;
+  TAILQ_INSERT_TAIL (&p->waiters, w, link);
+}
+
+struct ttrpc_call *
+process_pop_waiter (struct process *p)
+{
+  struct waiter *w = TAILQ_FIRST (&p->waiters);
+  if (w == NULL)
+    return NULL;
+  TAILQ_REMOVE (&p->waiters, w, link);
+  struct ttrpc_call *call = w->call;
+  free (w);
+  return call;
+}

@@ -1,0 +1,360 @@
+#include "manager.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sha2.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "containerd/task/v2/task.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "mount.h"
+#include "pb.h"
+#include "runtime.h"
+#include "util.h"
+
+#define SOCKET_DIR "/run/containerd/s"
+#define UNIX_PREFIX "unix://"
+#define GROUP_LABEL "io.containerd.runc.v2.group"
+#define SANDBOX_LABEL "io.kubernetes.cri.sandbox-id"
+
+/* Go's filepath.Clean for the absolute paths containerd uses: no empty or "." elements. */
+static void
+clean_path (char *p)
+{
+  char *out = p;
+  for (char *in = p; *in;)
+    {
+      if (in[0] == '/' && (in[1] == '/' || (in[1] == '.' && (in[2] == '/' || in[2] == '\0'))))
+        {
+          in += in[1] == '/' ? 1 : 2;
+          continue;
+        }
+      *out++ = *in++;
+    }
+  if (out > p + 1 && out[-1] == '/')
+    out--;
+  *out = '\0';
+}
+
+char *
+manager_socket_address (const char *address, const char *namespace, const char *key)
+{
+  cleanup_free char *joined = xasprintf ("%s/%s/%s", address, namespace, key);
+  clean_path (joined);
+  char hex[SHA256_DIGEST_STRING_LENGTH];
+  SHA256Data ((const uint8_t *) joined, strlen (joined), hex);
+  return xasprintf (UNIX_PREFIX SOCKET_DIR "/%s", hex);
+}
+
+char *
+manager_group_key (const char *config_json, const char *id)
+{
+  cJSON *doc = config_json ? cJSON_Parse (config_json) : NULL;
+  const cJSON *ann = cJSON_GetObjectItemCaseSensitive (doc, "annotations");
+  const char *labels[] = { GROUP_LABEL, SANDBOX_LABEL };
+  char *key = NULL;
+  for (size_t i = 0; i < ARRAY_SIZE (labels) && key == NULL; i++)
+    {
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive (ann, labels[i]);
+      if (cJSON_IsString (v) && v->valuestring[0])
+        key = xstrdup (v->valuestring);
+    }
+  cJSON_Delete (doc);
+  return key ? key : xstrdup (id);
+}
+
+static const char *
+socket_path_of (const char *address)
+{
+  return strncmp (address, UNIX_PREFIX, strlen (UNIX_PREFIX)) == 0
+             ? address + strlen (UNIX_PREFIX)
+             : address;
+}
+
+static int
+fill_sockaddr (struct sockaddr_un *sa, const char *path, shim_error_t *err)
+{
+  memset (sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  if (strlen (path) >= sizeof sa->sun_path)
+    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "socket path too long: %s", path);
+  strcpy (sa->sun_path, path);
+  return 0;
+}
+
+/* True when a server accepts connections on path. */
+static bool
+socket_alive (const char *path)
+{
+  struct sockaddr_un sa;
+  if (fill_sockaddr (&sa, path, NULL) < 0)
+    return false;
+  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return fd >= 0 && connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0;
+}
+
+/* Returns a listening fd, 0 with *existing set when a live server already owns path. */
+static int
+listen_socket (const char *path, bool *existing, shim_error_t *err)
+{
+  struct sockaddr_un sa;
+  if (fill_sockaddr (&sa, path, err) < 0)
+    return -1;
+  if (mkdir_p (SOCKET_DIR, 0711) < 0)
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "mkdir %s", SOCKET_DIR);
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        return shim_error_make (err, errno, SHIM_UNKNOWN, "socket");
+      mode_t old = umask (0177);
+      int r = bind (fd, (struct sockaddr *) &sa, sizeof sa);
+      umask (old);
+      if (r == 0)
+        {
+          if (listen (fd, SOMAXCONN) < 0)
+            return shim_error_make (err, errno, SHIM_UNKNOWN, "listen %s", path);
+          return steal_fd (&fd);
+        }
+      if (errno != EADDRINUSE)
+        return shim_error_make (err, errno, SHIM_UNKNOWN, "bind %s", path);
+      /* Another `start` may be between its bind and listen: look twice before
+       * calling the socket stale. */
+      for (int i = 0; i < 3; i++)
+        {
+          if (socket_alive (path))
+            {
+              *existing = true;
+              return 0;
+            }
+          usleep (20000);
+        }
+      unlink (path);
+    }
+  return shim_error_make (err, EADDRINUSE, SHIM_UNKNOWN, "bind %s", path);
+}
+
+static void
+push_flag (char ***argv, const char *flag, const char *value)
+{
+  if (value == NULL || value[0] == '\0')
+    return;
+  strv_push (argv, flag);
+  strv_push (argv, value);
+}
+
+/* The server: re-exec of ourselves with the listener on fd 3 and stdio on /dev/null, so that
+ * containerd's wait for `start`'s output pipes ends when `start` exits. */
+static pid_t
+spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
+{
+  cleanup_strv char **argv = NULL;
+  strv_push (&argv, args->self);
+  push_flag (&argv, "-namespace", args->namespace);
+  push_flag (&argv, "-id", args->id);
+  push_flag (&argv, "-address", args->address);
+  push_flag (&argv, "-publish-binary", args->publish_binary);
+  if (args->debug)
+    strv_push (&argv, "-debug");
+  cleanup_close int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0)
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "open /dev/null");
+  pid_t pid = fork ();
+  if (pid < 0)
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "fork");
+  if (pid == 0)
+    {
+      setsid ();
+      /* dup2 onto itself would keep O_CLOEXEC. */
+      if (listen_fd == 3 ? set_cloexec (3, false) < 0 : dup2 (listen_fd, 3) < 0 || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0
+          || dup2 (devnull, 2) < 0)
+        _exit (127);
+      closefrom (4);
+      execv (args->self, argv);
+      _exit (127);
+    }
+  return pid;
+}
+
+/* The server's oom_score_adj is containerd's + 1, so the kernel picks it before containerd.
+ * Root may lack CAP_SYS_RESOURCE: a refused write is no failure. */
+static void
+adjust_oom_score (pid_t daemon)
+{
+  cleanup_free char *text = NULL;
+  cleanup_free char *src = xasprintf ("/proc/%d/oom_score_adj", (int) getppid ());
+  if (read_file (src, 32, &text, NULL, NULL) < 0)
+    return;
+  int score = atoi (text);
+  if (score >= 1000)
+    return;
+  cleanup_free char *dst = xasprintf ("/proc/%d/oom_score_adj", (int) daemon);
+  cleanup_close int fd = open (dst, O_WRONLY | O_CLOEXEC);
+  char buf[16];
+  int n = snprintf (buf, sizeof buf, "%d", score + 1);
+  if (fd >= 0)
+    (void) !write (fd, buf, n);
+}
+
+/* Options on stdin (a google.protobuf.Any from containerd 1.6-2.2) are kept in the bundle:
+ * Create may carry only task options, and the runtime choice must not be lost. */
+static void
+save_start_options (const char *bundle)
+{
+  cleanup_free char *data = NULL;
+  size_t len = 0;
+  if (isatty (STDIN_FILENO) || read_file ("/dev/stdin", 1u << 20, &data, &len, NULL) < 0
+      || len == 0)
+    return;
+  cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_START_OPTIONS_FILE);
+  write_file_atomic (path, data, len, 0600, NULL);
+}
+
+int
+manager_start (const struct shim_args *args, shim_error_t *err)
+{
+  const char *bundle = args->bundle ? args->bundle : ".";
+  cleanup_free char *spec_path = xasprintf ("%s/config.json", bundle);
+  cleanup_free char *spec = NULL;
+  read_file (spec_path, 16u << 20, &spec, NULL, NULL);
+  cleanup_free char *key = manager_group_key (spec, args->id);
+  cleanup_free char *address = manager_socket_address (args->address, args->namespace, key);
+  save_start_options (bundle);
+
+  bool existing = false;
+  cleanup_close int fd = listen_socket (socket_path_of (address), &existing, err);
+  if (fd < 0)
+    return -1;
+  if (!existing)
+    {
+      pid_t pid = spawn_daemon (args, fd, err);
+      if (pid < 0)
+        {
+          unlink (socket_path_of (address));
+          return -1;
+        }
+      adjust_oom_score (pid);
+    }
+  cleanup_free char *address_file = xasprintf ("%s/address", bundle);
+  if (write_file_atomic (address_file, address, strlen (address), 0644, err) < 0)
+    return -1;
+  fputs (address, stdout);
+  fflush (stdout);
+  return 0;
+}
+
+/* ---- delete: the server is gone; clean up with what the bundle recorded ---- */
+
+static int
+run_blocking (char **argv, const char *cwd, unsigned timeout_ms)
+{
+  pid_t pid = fork ();
+  if (pid < 0)
+    return -1;
+  if (pid == 0)
+    {
+      int devnull = open ("/dev/null", O_RDWR);
+      dup2 (devnull, 0);
+      dup2 (devnull, 1);
+      if (cwd && chdir (cwd) < 0)
+        _exit (127);
+      execvp (argv[0], argv);
+      fprintf (stderr, "exec %s: %s\n", argv[0], strerror (errno));
+      _exit (127);
+    }
+  int status = 0;
+  for (uint64_t deadline = now_monotonic_ms () + timeout_ms;;)
+    {
+      pid_t r = waitpid (pid, &status, WNOHANG);
+      if (r == pid)
+        return wait_status_to_exit_code (status);
+      if (r < 0 && errno != EINTR)
+        return -1;
+      if (now_monotonic_ms () > deadline)
+        {
+          kill (pid, SIGKILL);
+          waitpid (pid, &status, 0);
+          return -1;
+        }
+      usleep (5000);
+    }
+}
+
+static void
+remove_dead_socket (const char *bundle)
+{
+  cleanup_free char *path = xasprintf ("%s/address", bundle);
+  cleanup_free char *address = NULL;
+  if (read_file (path, 4096, &address, NULL, NULL) < 0)
+    return;
+  const char *sock = socket_path_of (address);
+  if (strncmp (sock, SOCKET_DIR "/", strlen (SOCKET_DIR) + 1) == 0 && !socket_alive (sock))
+    unlink (sock);
+}
+
+static pid_t
+read_init_pid (const char *bundle)
+{
+  cleanup_free char *path = xasprintf ("%s/init.pid", bundle);
+  cleanup_free char *text = NULL;
+  pid_t pid = 0;
+  if (read_file (path, 64, &text, NULL, NULL) == 0)
+    runtime_parse_pid (text, &pid, NULL);
+  return pid;
+}
+
+static void
+write_delete_response (pid_t pid)
+{
+  struct timespec now = now_realtime ();
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  pb_timestamp_set (&ts, &now);
+  Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+  resp.pid = pid;
+  resp.exit_status = 128 + SIGKILL;
+  resp.exited_at = &ts;
+  size_t len;
+  cleanup_free uint8_t *buf = pb_pack (&resp.base, &len);
+  fwrite (buf, 1, len, stdout);
+  fflush (stdout);
+}
+
+int
+manager_delete (const struct shim_args *args, shim_error_t *err)
+{
+  (void) err;
+  cleanup_free char *cwd = getcwd (NULL, 0);
+  const char *bundle = args->bundle && args->bundle[0] ? args->bundle : cwd;
+  struct task_options opts;
+  config_init (&opts);
+  cleanup_error shim_error_t load_err = NULL;
+  if (config_load (&opts, bundle, &load_err) < 0)
+    fprintf (stderr, "cshim delete: %s (using defaults)\n", load_err->msg);
+
+  cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
+  struct runtime_ctx ctx = { &opts.runtime, args->namespace, log_path };
+  struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
+  cleanup_strv char **argv = runtime_argv (&ctx, &call);
+  int rc = run_blocking (argv, bundle, opts.runtime.timeout_ms);
+  if (rc != 0)
+    fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0], args->id, rc);
+  config_release (&opts);
+
+  cleanup_free char *rootfs = xasprintf ("%s/rootfs", bundle);
+  cleanup_error shim_error_t umount_err = NULL;
+  if (mount_unmount_all (rootfs, &umount_err) < 0)
+    fprintf (stderr, "cshim delete: %s\n", umount_err->msg);
+  remove_dead_socket (bundle);
+  write_delete_response (read_init_pid (bundle));
+  return 0;
+}

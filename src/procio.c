@@ -1,0 +1,380 @@
+#include "procio.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "spawn.h"
+#include "util.h"
+
+#define PUMP_CHUNK (64 * 1024)
+
+/* One direction of copying: src -> dst, both non-blocking. splice(2) moves pages between the
+ * pipes without copying; when a side is not a pipe we fall back to read/write through buf. */
+struct pump
+{
+  struct proc_io *io;
+  int src, dst;
+  int dst_extra; /* a second fd of the destination held open (keep-alive), closed with dst */
+  struct event *ev_read, *ev_write;
+  char *buf; /* fallback only */
+  size_t buf_len;
+  bool use_splice;
+  bool done;
+};
+
+struct proc_io
+{
+  struct event_base *base;
+  int child_fds[3];
+  int stdin_keepalive;
+  struct pump in, out, err;
+  struct event *drain_timer;
+  void (*drained_cb) (void *);
+  void *drained_arg;
+};
+
+static void pump_close (struct pump *p);
+
+static int
+open_fifo (const char *path, int flags, shim_error_t *err)
+{
+  int fd = open (path, flags | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
+  return fd;
+}
+
+static bool
+has_path (const char *p)
+{
+  return p && p[0];
+}
+
+static void
+pump_init (struct pump *p, struct proc_io *io)
+{
+  memset (p, 0, sizeof *p);
+  p->io = io;
+  p->src = p->dst = p->dst_extra = -1;
+  p->done = true;
+}
+
+/* Container output: a pipe whose write end goes to the container, copied into the FIFO.
+ * The FIFO is opened O_RDWR: that never blocks and, like a held read end, turns a vanished
+ * reader into back-pressure instead of EPIPE. */
+static int
+setup_output (struct proc_io *io, struct pump *p, const char *path, int *child_fd,
+              const struct proc_io_paths *paths, shim_error_t *err)
+{
+  if (!has_path (path))
+    return 0;
+  int fifo = open_fifo (path, O_RDWR, err);
+  if (fifo < 0)
+    return -1;
+  int fds[2];
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    {
+      close (fifo);
+      return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
+    }
+  if (paths->uid || paths->gid)
+    (void) !fchown (fds[1], paths->uid, paths->gid);
+  set_nonblock (fds[0], true);
+  p->src = fds[0];
+  p->dst = fifo;
+  *child_fd = fds[1];
+  p->done = false;
+  (void) io;
+  return 0;
+}
+
+/* Container input: the FIFO is read and copied into a pipe whose read end goes to the
+ * container. A held write end keeps the FIFO from reporting EOF while clients reconnect. */
+static int
+setup_input (struct proc_io *io, const struct proc_io_paths *paths, shim_error_t *err)
+{
+  if (!has_path (paths->stdin_path))
+    return 0;
+  int fifo = open_fifo (paths->stdin_path, O_RDONLY, err);
+  if (fifo < 0)
+    return -1;
+  io->stdin_keepalive = open (paths->stdin_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  int fds[2];
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    {
+      close (fifo);
+      return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
+    }
+  if (paths->uid || paths->gid)
+    (void) !fchown (fds[0], paths->uid, paths->gid);
+  set_nonblock (fds[1], true);
+  io->in.src = fifo;
+  io->in.dst = fds[1];
+  io->child_fds[0] = fds[0];
+  io->in.done = false;
+  return 0;
+}
+
+struct proc_io *
+proc_io_new (struct event_base *base, const struct proc_io_paths *paths, shim_error_t *err)
+{
+  struct proc_io *io = xcalloc (1, sizeof *io);
+  io->base = base;
+  io->stdin_keepalive = -1;
+  for (int i = 0; i < 3; i++)
+    io->child_fds[i] = SPAWN_FD_NULL;
+  pump_init (&io->in, io);
+  pump_init (&io->out, io);
+  pump_init (&io->err, io);
+  if (setup_input (io, paths, err) < 0
+      || setup_output (io, &io->out, paths->stdout_path, &io->child_fds[1], paths, err) < 0
+      || setup_output (io, &io->err, paths->stderr_path, &io->child_fds[2], paths, err) < 0)
+    {
+      proc_io_free (io);
+      return NULL;
+    }
+  return io;
+}
+
+void
+proc_io_runtime_fds (const struct proc_io *io, int fds[3])
+{
+  memcpy (fds, io->child_fds, sizeof io->child_fds);
+}
+
+bool
+proc_io_drained (const struct proc_io *io)
+{
+  return io->out.done && io->err.done;
+}
+
+static void
+check_drained (struct proc_io *io)
+{
+  if (!proc_io_drained (io) || io->drained_cb == NULL)
+    return;
+  void (*cb) (void *) = io->drained_cb;
+  io->drained_cb = NULL;
+  if (io->drain_timer)
+    event_del (io->drain_timer);
+  cb (io->drained_arg);
+}
+
+static void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+static void
+pump_close (struct pump *p)
+{
+  if (p->ev_read)
+    event_free (p->ev_read);
+  if (p->ev_write)
+    event_free (p->ev_write);
+  p->ev_read = p->ev_write = NULL;
+  close_fd (&p->src);
+  close_fd (&p->dst);
+  close_fd (&p->dst_extra);
+  free (p->buf);
+  p->buf = NULL;
+  p->buf_len = 0;
+  bool was_done = p->done;
+  p->done = true;
+  if (!was_done && p != &p->io->in)
+    check_drained (p->io);
+}
+
+/* Moves what is available. Returns 1 when the source is empty (wait for input), 0 when the
+ * destination is full (wait for room), -1 when the stream is finished (EOF or error). */
+static int
+pump_splice (struct pump *p)
+{
+  for (;;)
+    {
+      ssize_t n = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n > 0)
+        continue;
+      if (n == 0)
+        return -1;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        {
+          /* EAGAIN does not say which side blocked: a non-empty source means a full sink. */
+          int avail = 0;
+          return ioctl (p->src, FIONREAD, &avail) == 0 && avail > 0 ? 0 : 1;
+        }
+      if (errno == EINVAL)
+        {
+          p->use_splice = false;
+          return 2;
+        }
+      return -1;
+    }
+}
+
+static int
+pump_flush_buf (struct pump *p)
+{
+  while (p->buf_len > 0)
+    {
+      ssize_t w = write (p->dst, p->buf, p->buf_len);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        return errno == EAGAIN ? 0 : -1;
+      memmove (p->buf, p->buf + w, p->buf_len - w);
+      p->buf_len -= w;
+    }
+  return 1;
+}
+
+static int
+pump_copy (struct pump *p)
+{
+  if (p->buf == NULL)
+    p->buf = xmalloc (PUMP_CHUNK);
+  for (;;)
+    {
+      int r = pump_flush_buf (p);
+      if (r <= 0)
+        return r;
+      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return errno == EAGAIN ? 1 : -1;
+      if (n == 0)
+        return -1;
+      p->buf_len = n;
+    }
+}
+
+static int
+pump_transfer (struct pump *p)
+{
+  if (p->use_splice)
+    {
+      int r = pump_splice (p);
+      if (r != 2)
+        return r;
+    }
+  return pump_copy (p);
+}
+
+static void
+pump_step (struct pump *p)
+{
+  int r = pump_transfer (p);
+  if (r < 0)
+    {
+      pump_close (p);
+      return;
+    }
+  if (r == 0)
+    {
+      event_del (p->ev_read);
+      event_add (p->ev_write, NULL);
+    }
+  else
+    event_add (p->ev_read, NULL);
+}
+
+static void
+pump_cb (evutil_socket_t fd, short what, void *arg)
+{
+  (void) fd;
+  (void) what;
+  pump_step (arg);
+}
+
+static void
+pump_start (struct pump *p, struct event_base *base)
+{
+  if (p->done)
+    return;
+  p->use_splice = true;
+  p->ev_read = event_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
+  p->ev_write = event_new (base, p->dst, EV_WRITE, pump_cb, p);
+  event_add (p->ev_read, NULL);
+}
+
+void
+proc_io_start (struct proc_io *io)
+{
+  for (int i = 0; i < 3; i++)
+    if (io->child_fds[i] >= 0)
+      close_fd (&io->child_fds[i]);
+  pump_start (&io->in, io->base);
+  pump_start (&io->out, io->base);
+  pump_start (&io->err, io->base);
+}
+
+void
+proc_io_on_drained (struct proc_io *io, void (*cb) (void *arg), void *arg)
+{
+  io->drained_cb = cb;
+  io->drained_arg = arg;
+  check_drained (io);
+}
+
+static void
+drain_deadline_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct proc_io *io = arg;
+  (void) fd;
+  (void) what;
+  log_warn ("output still held open after the process exited: closing it");
+  /* One last transfer, then cut: a background child keeping the pipe must not hang readers. */
+  if (!io->out.done && io->out.ev_read)
+    pump_transfer (&io->out);
+  if (!io->err.done && io->err.ev_read)
+    pump_transfer (&io->err);
+  pump_close (&io->out);
+  pump_close (&io->err);
+}
+
+void
+proc_io_process_exited (struct proc_io *io, unsigned drain_ms)
+{
+  if (proc_io_drained (io))
+    return;
+  if (io->drain_timer == NULL)
+    io->drain_timer = evtimer_new (io->base, drain_deadline_cb, io);
+  struct timeval tv = { drain_ms / 1000, (drain_ms % 1000) * 1000 };
+  evtimer_add (io->drain_timer, &tv);
+}
+
+void
+proc_io_close_stdin (struct proc_io *io)
+{
+  close_fd (&io->stdin_keepalive);
+}
+
+void
+proc_io_free (struct proc_io *io)
+{
+  if (io == NULL)
+    return;
+  io->drained_cb = NULL;
+  pump_close (&io->in);
+  pump_close (&io->out);
+  pump_close (&io->err);
+  for (int i = 0; i < 3; i++)
+    close_fd (&io->child_fds[i]);
+  close_fd (&io->stdin_keepalive);
+  if (io->drain_timer)
+    event_free (io->drain_timer);
+  free (io);
+}

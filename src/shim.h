@@ -1,0 +1,24 @@
+#ifndef CSHIM_SHIM_H
+#define CSHIM_SHIM_H
+
+/* What the daemon's modules share, passed explicitly (no globals). */
+
+#include <stdbool.h>
+
+struct event_base;
+struct reaper;
+struct publisher;
+
+struct shim
+{
+  struct event_base *base;
+  struct reaper *reaper;
+  struct publisher *publisher;
+  const char *namespace;
+  const char *id;
+  bool debug;
+  /* Asks the daemon to exit once pending events are published. */
+  void (*request_exit) (struct shim *shim);
+};
+
+#endif

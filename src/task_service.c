@@ -1,0 +1,875 @@
+#include "task_service.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "containerd/events/task.pb-c.h"
+#include "containerd/runc/v1/options.pb-c.h"
+#include "containerd/task/v2/task.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "log.h"
+#include "mount.h"
+#include "pb.h"
+#include "procio.h"
+#include "publisher.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "shim.h"
+#include "spawn.h"
+#include "ttrpc_server.h"
+#include "util.h"
+
+/* How long a process's output may stay open after it exited (a background child holding the
+ * pipe) before the shim closes it and publishes the exit anyway. */
+#define EXIT_IO_DRAIN_MS 2000
+
+struct task_service
+{
+  struct shim *shim;
+  struct container_list containers;
+  size_t n_containers;
+};
+
+struct task_service *
+task_service_new (struct shim *shim)
+{
+  struct task_service *svc = xcalloc (1, sizeof *svc);
+  svc->shim = shim;
+  TAILQ_INIT (&svc->containers);
+  return svc;
+}
+
+size_t
+task_service_container_count (const struct task_service *svc)
+{
+  return svc->n_containers;
+}
+
+/* ---- lookups and small replies ---- */
+
+static struct container *
+find_container (struct task_service *svc, const char *id)
+{
+  struct container *c;
+  TAILQ_FOREACH (c, &svc->containers, link)
+  if (strcmp (c->id, id) == 0)
+    return c;
+  return NULL;
+}
+
+static struct process *
+find_process (struct task_service *svc, const char *id, const char *exec_id, shim_error_t *err)
+{
+  struct container *c = find_container (svc, id);
+  if (c == NULL)
+    {
+      shim_error_make (err, 0, SHIM_NOT_FOUND, "container %s not created", id);
+      return NULL;
+    }
+  struct process *p = container_process (c, exec_id);
+  if (p == NULL)
+    shim_error_make (err, 0, SHIM_NOT_FOUND, "process %s does not exist", exec_id);
+  return p;
+}
+
+static void
+reply_empty (struct ttrpc_call *call)
+{
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+  ttrpc_call_reply (call, &empty.base);
+}
+
+static void
+runtime_ctx_of (struct task_service *svc, struct container *c, struct runtime_ctx *ctx)
+{
+  ctx->cfg = &c->opts.runtime;
+  ctx->namespace = svc->shim->namespace;
+  ctx->log_path = c->log_path;
+}
+
+/* Runtime failures read like the stock shim's: "OCI runtime create failed: <runtime text>". */
+static void
+fail_runtime (struct ttrpc_call *call, shim_error_t *err)
+{
+  shim_error_t e = NULL;
+  shim_error_make (&e, 0, (*err)->code, "OCI runtime %s", (*err)->msg);
+  shim_error_release (err);
+  ttrpc_call_fail (call, &e);
+}
+
+static void
+publish (struct task_service *svc, const char *topic, const ProtobufCMessage *event)
+{
+  publisher_publish (svc->shim->publisher, svc->shim->namespace, topic, event);
+}
+
+/* ---- exits: published in order, waiters answered ---- */
+
+static void
+answer_waiter (struct ttrpc_call *call, const struct process *p)
+{
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  pb_timestamp_set (&ts, &p->exited_at);
+  Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+  resp.exit_status = p->exit_status;
+  resp.exited_at = &ts;
+  ttrpc_call_reply (call, &resp.base);
+}
+
+static void
+answer_waiters (struct process *p)
+{
+  struct ttrpc_call *call;
+  while ((call = process_pop_waiter (p)))
+    answer_waiter (call, p);
+}
+
+static void
+publish_exit (struct task_service *svc, struct process *p)
+{
+  p->exit_published = true;
+  if (p->started)
+    {
+      Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+      pb_timestamp_set (&ts, &p->exited_at);
+      Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+      ev.container_id = p->container->id;
+      ev.id = (char *) process_name (p);
+      ev.pid = p->pid;
+      ev.exit_status = p->exit_status;
+      ev.exited_at = &ts;
+      publish (svc, "/tasks/exit", &ev.base);
+    }
+  log_debug ("%s exited with status %d", process_name (p), p->exit_status);
+  answer_waiters (p);
+}
+
+static void
+flush_exits (struct task_service *svc, struct container *c)
+{
+  struct process *p;
+  while ((p = container_next_exit (c)))
+    publish_exit (svc, p);
+}
+
+static void
+io_drained_cb (void *arg)
+{
+  struct process *p = arg;
+  flush_exits (p->container->service, p->container);
+}
+
+static void
+process_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
+{
+  struct process *p = arg;
+  (void) pid;
+  process_record_exit (p, status, when);
+  if (p->io)
+    {
+      proc_io_process_exited (p->io, EXIT_IO_DRAIN_MS);
+      proc_io_on_drained (p->io, io_drained_cb, p);
+    }
+  flush_exits (p->container->service, p->container);
+}
+
+static int
+watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,
+                shim_error_t *err)
+{
+  cleanup_free char *text = NULL;
+  if (read_file (pid_file, 64, &text, NULL, err) < 0 || runtime_parse_pid (text, &p->pid, err) < 0)
+    return shim_error_wrap (err, "read pid of %s", process_name (p));
+  p->watch = reaper_watch (svc->shim->reaper, p->pid, process_exit_cb, p);
+  return 0;
+}
+
+/* ---- container teardown ---- */
+
+static void
+fail_queued_ops (struct container *c)
+{
+  struct op *op;
+  while ((op = TAILQ_FIRST (&c->ops)))
+    {
+      TAILQ_REMOVE (&c->ops, op, link);
+      shim_error_t err = NULL;
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "container %s deleted", c->id);
+      ttrpc_call_fail (op->call, &err);
+      free (op);
+    }
+}
+
+static void
+release_process (struct task_service *svc, struct process *p)
+{
+  if (p->watch)
+    reaper_unwatch (svc->shim->reaper, p->watch);
+  p->watch = NULL;
+  answer_waiters (p);
+}
+
+/* Removes c from the service and frees it; its running op (if any) must be finished. */
+static void
+destroy_container (struct task_service *svc, struct container *c)
+{
+  fail_queued_ops (c);
+  struct process *p;
+  TAILQ_FOREACH (p, &c->execs, link)
+  release_process (svc, p);
+  release_process (svc, &c->init);
+  if (c->rootfs)
+    {
+      cleanup_error shim_error_t err = NULL;
+      if (mount_unmount_all (c->rootfs, &err) < 0)
+        log_error_release (LOG_LEVEL_WARN, "unmount rootfs", &err);
+    }
+  TAILQ_REMOVE (&svc->containers, c, link);
+  svc->n_containers--;
+  free (c->running_op);
+  c->running_op = NULL;
+  container_free (c);
+}
+
+void
+task_service_free (struct task_service *svc)
+{
+  if (svc == NULL)
+    return;
+  struct container *c;
+  while ((c = TAILQ_FIRST (&svc->containers)))
+    {
+      if (c->running_op)
+        {
+          shim_error_t err = NULL;
+          shim_error_make (&err, 0, SHIM_UNAVAILABLE, "shim is shutting down");
+          if (c->running_op->spawn)
+            spawn_cancel (c->running_op->spawn);
+          ttrpc_call_fail (c->running_op->call, &err);
+        }
+      destroy_container (svc, c);
+    }
+  free (svc);
+}
+
+/* ---- Create ---- */
+
+static int
+mount_rootfs (struct container *c, const Containerd__Task__V2__CreateTaskRequest *req,
+              shim_error_t *err)
+{
+  if (req->n_rootfs == 0)
+    return 0;
+  struct mount_spec *specs = xcalloc (req->n_rootfs, sizeof *specs);
+  for (size_t i = 0; i < req->n_rootfs; i++)
+    {
+      specs[i].type = req->rootfs[i]->type;
+      specs[i].source = req->rootfs[i]->source;
+      specs[i].options = req->rootfs[i]->options;
+      specs[i].n_options = req->rootfs[i]->n_options;
+    }
+  cleanup_free char *target = xasprintf ("%s/rootfs", c->bundle);
+  mkdir (target, 0711);
+  int ret = mount_all (target, specs, req->n_rootfs, err);
+  free (specs);
+  if (ret == 0)
+    c->rootfs = steal_ptr (&target);
+  return ret;
+}
+
+static void
+publish_create (struct task_service *svc, struct container *c,
+                const Containerd__Task__V2__CreateTaskRequest *req)
+{
+  Containerd__Events__TaskIO io = CONTAINERD__EVENTS__TASK_IO__INIT;
+  io.stdin = req->stdin;
+  io.stdout = req->stdout;
+  io.stderr = req->stderr;
+  io.terminal = req->terminal;
+  Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
+  ev.container_id = c->id;
+  ev.bundle = c->bundle;
+  ev.n_rootfs = req->n_rootfs;
+  ev.rootfs = req->rootfs;
+  ev.io = &io;
+  ev.checkpoint = req->checkpoint;
+  ev.pid = c->init.pid;
+  publish (svc, "/tasks/create", &ev.base);
+}
+
+static void
+create_failed (struct task_service *svc, struct container *c, struct ttrpc_call *call,
+               shim_error_t *err)
+{
+  log_warn ("create %s: %s", c->id, (*err)->msg);
+  ttrpc_call_fail (call, err);
+  destroy_container (svc, c);
+}
+
+static void
+create_done_cb (struct runtime_result *res, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  const Containerd__Task__V2__CreateTaskRequest *req = op->req;
+  op->spawn = NULL;
+  shim_error_t err = NULL;
+  if (res->err)
+    {
+      shim_error_make (&err, 0, res->err->code, "OCI runtime %s", res->err->msg);
+      create_failed (svc, c, op->call, &err);
+      return;
+    }
+  cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
+  if (watch_pid_file (svc, &c->init, pid_file, &err) < 0)
+    {
+      create_failed (svc, c, op->call, &err);
+      return;
+    }
+  publish_create (svc, c, req);
+  Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
+  resp.pid = c->init.pid;
+  ttrpc_call_reply (op->call, &resp.base);
+  container_op_done (c);
+}
+
+static int
+create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskRequest *req,
+                shim_error_t *err)
+{
+  if (req->terminal)
+    return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "terminal tasks are unsupported");
+  if (req->checkpoint && req->checkpoint[0])
+    return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "restore from a checkpoint is unsupported");
+  if (config_apply_start_options (&c->opts, c->bundle, err) < 0
+      || config_apply_any (&c->opts, req->options, err) < 0
+      || config_save (&c->opts, c->bundle, err) < 0 || mount_rootfs (c, req, err) < 0)
+    return -1;
+  struct proc_io_paths paths = { req->stdin, req->stdout, req->stderr, c->opts.io_uid,
+                                 c->opts.io_gid };
+  c->init.stdin_path = xstrdup (req->stdin);
+  c->init.stdout_path = xstrdup (req->stdout);
+  c->init.stderr_path = xstrdup (req->stderr);
+  c->init.io = proc_io_new (c->service->shim->base, &paths, err);
+  return c->init.io ? 0 : -1;
+}
+
+static void
+create_run (struct op *op)
+{
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  const Containerd__Task__V2__CreateTaskRequest *req = op->req;
+  shim_error_t err = NULL;
+  if (create_prepare (c, req, &err) < 0)
+    {
+      create_failed (svc, c, op->call, &err);
+      return;
+    }
+  cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
+  unlink (pid_file);
+  struct runtime_call rc = { .verb = RUNTIME_CREATE, .id = c->id, .bundle = c->bundle,
+                             .pid_file = pid_file };
+  struct runtime_ctx ctx;
+  runtime_ctx_of (svc, c, &ctx);
+  int fds[3];
+  proc_io_runtime_fds (c->init.io, fds);
+  struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
+  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
+                           create_done_cb, op, &err);
+  if (op->spawn == NULL)
+    {
+      create_failed (svc, c, op->call, &err);
+      return;
+    }
+  proc_io_start (c->init.io);
+}
+
+static void
+handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  struct task_service *svc = arg;
+  const Containerd__Task__V2__CreateTaskRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  if (req->id[0] == '\0' || req->bundle[0] != '/')
+    {
+      shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "create needs an id and an absolute bundle");
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  if (find_container (svc, req->id))
+    {
+      shim_error_make (&err, 0, SHIM_ALREADY_EXISTS, "container %s already exists", req->id);
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  struct container *c = container_new (req->id, req->bundle);
+  c->service = svc;
+  TAILQ_INSERT_TAIL (&svc->containers, c, link);
+  svc->n_containers++;
+  container_submit (c, op_new (c, call, req, create_run));
+}
+
+/* ---- Start ---- */
+
+static void
+start_done_cb (struct runtime_result *res, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  struct process *p = op->process;
+  op->spawn = NULL;
+  if (res->err)
+    {
+      p->start_failed = true;
+      fail_runtime (op->call, &res->err);
+      flush_exits (svc, c);
+      container_op_done (c);
+      return;
+    }
+  p->state = process_next (p->state, PROCESS_START);
+  p->started = true;
+  Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
+  ev.container_id = c->id;
+  ev.pid = p->pid;
+  publish (svc, "/tasks/start", &ev.base);
+  Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
+  resp.pid = p->pid;
+  ttrpc_call_reply (op->call, &resp.base);
+  /* An exit reaped while `start` ran was held back until TaskStart went out. */
+  flush_exits (svc, c);
+  container_op_done (c);
+}
+
+static void
+start_run (struct op *op)
+{
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  const Containerd__Task__V2__StartRequest *req = op->req;
+  shim_error_t err = NULL;
+  struct process *p = container_process (c, req->exec_id);
+  if (p == NULL || !process_is_init (p))
+    {
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
+      goto fail;
+    }
+  if (process_check (p->state, PROCESS_START, process_name (p), &err) < 0)
+    goto fail;
+  op->process = p;
+  struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
+  struct runtime_ctx ctx;
+  runtime_ctx_of (svc, c, &ctx);
+  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                           start_done_cb, op, &err);
+  if (op->spawn)
+    return;
+fail:
+  ttrpc_call_fail (op->call, &err);
+  container_op_done (c);
+}
+
+/* ---- Delete ---- */
+
+static void
+publish_delete (struct task_service *svc, struct container *c, const struct process *p)
+{
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  pb_timestamp_set (&ts, &p->exited_at);
+  Containerd__Events__TaskDelete ev = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+  ev.container_id = c->id;
+  ev.pid = p->pid;
+  ev.exit_status = p->exit_status;
+  ev.exited_at = &ts;
+  ev.id = (char *) process_name (p);
+  publish (svc, "/tasks/delete", &ev.base);
+}
+
+static void
+reply_delete (struct ttrpc_call *call, const struct process *p)
+{
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  pb_timestamp_set (&ts, &p->exited_at);
+  Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+  resp.pid = p->pid;
+  resp.exit_status = p->exit_status;
+  resp.exited_at = &ts;
+  ttrpc_call_reply (call, &resp.base);
+}
+
+static void
+delete_done_cb (struct runtime_result *res, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  op->spawn = NULL;
+  /* Already gone from the runtime is what delete wanted. */
+  if (res->err && res->err->code != SHIM_NOT_FOUND)
+    {
+      fail_runtime (op->call, &res->err);
+      container_op_done (c);
+      return;
+    }
+  struct process *p = &c->init;
+  p->state = PROCESS_DELETED;
+  publish_delete (svc, c, p);
+  reply_delete (op->call, p);
+  destroy_container (svc, c);
+}
+
+static void
+delete_run (struct op *op)
+{
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  const Containerd__Task__V2__DeleteRequest *req = op->req;
+  shim_error_t err = NULL;
+  struct process *p = container_process (c, req->exec_id);
+  if (p == NULL || !process_is_init (p))
+    {
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
+      goto fail;
+    }
+  if (process_check (p->state, PROCESS_DELETE, process_name (p), &err) < 0)
+    goto fail;
+  struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id };
+  struct runtime_ctx ctx;
+  runtime_ctx_of (svc, c, &ctx);
+  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                           delete_done_cb, op, &err);
+  if (op->spawn)
+    return;
+fail:
+  ttrpc_call_fail (op->call, &err);
+  container_op_done (c);
+}
+
+/* ---- handlers that queue an op ---- */
+
+static void
+submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id, const void *req,
+           void (*run) (struct op *))
+{
+  struct container *c = find_container (svc, id);
+  if (c == NULL)
+    {
+      shim_error_t err = NULL;
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "container %s not created", id);
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  container_submit (c, op_new (c, call, req, run));
+}
+
+static void
+handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__StartRequest *req = (const void *) msg;
+  submit_op (arg, call, req->id, req, start_run);
+}
+
+static void
+handle_delete (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__DeleteRequest *req = (const void *) msg;
+  submit_op (arg, call, req->id, req, delete_run);
+}
+
+/* ---- Kill: not queued, so a stuck lifecycle op never blocks a kill ---- */
+
+static void
+kill_done_cb (struct runtime_result *res, void *arg)
+{
+  struct ttrpc_call *call = arg;
+  if (res->err)
+    {
+      fail_runtime (call, &res->err);
+      return;
+    }
+  reply_empty (call);
+}
+
+static void
+handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  struct task_service *svc = arg;
+  const Containerd__Task__V2__KillRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct process *p = find_process (svc, req->id, req->exec_id, &err);
+  if (p == NULL || process_check (p->state, PROCESS_KILL, process_name (p), &err) < 0)
+    goto fail;
+  if (!process_is_init (p))
+    {
+      if (kill (p->pid, (int) req->signal) < 0)
+        {
+          shim_error_make (&err, errno, errno == ESRCH ? SHIM_NOT_FOUND : SHIM_UNKNOWN,
+                           "kill %s", process_name (p));
+          goto fail;
+        }
+      reply_empty (call);
+      return;
+    }
+  struct runtime_call rc = { .verb = RUNTIME_KILL, .id = req->id, .signal = (int) req->signal,
+                             .all = req->all };
+  struct runtime_ctx ctx;
+  runtime_ctx_of (svc, p->container, &ctx);
+  if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, p->container->bundle, NULL,
+                   kill_done_cb, call, &err))
+    return;
+fail:
+  ttrpc_call_fail (call, &err);
+}
+
+/* ---- Wait, State, Pids, Connect, Shutdown ---- */
+
+static void
+handle_wait (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__WaitRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct process *p = find_process (arg, req->id, req->exec_id, &err);
+  if (p == NULL)
+    {
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  if (p->exit_published)
+    answer_waiter (call, p);
+  else
+    process_add_waiter (p, call);
+}
+
+static Containerd__V1__Types__Status
+wire_status (enum process_state s)
+{
+  switch (s)
+    {
+    case PROCESS_CREATED:
+      return CONTAINERD__V1__TYPES__STATUS__CREATED;
+    case PROCESS_RUNNING:
+      return CONTAINERD__V1__TYPES__STATUS__RUNNING;
+    case PROCESS_PAUSED:
+      return CONTAINERD__V1__TYPES__STATUS__PAUSED;
+    case PROCESS_STOPPED:
+    case PROCESS_DELETED:
+      return CONTAINERD__V1__TYPES__STATUS__STOPPED;
+    default:
+      return CONTAINERD__V1__TYPES__STATUS__UNKNOWN;
+    }
+}
+
+static void
+handle_state (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__StateRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct process *p = find_process (arg, req->id, req->exec_id, &err);
+  if (p == NULL)
+    {
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  pb_timestamp_set (&ts, &p->exited_at);
+  Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
+  resp.id = (char *) process_name (p);
+  resp.bundle = p->container->bundle;
+  resp.pid = p->pid;
+  resp.status = wire_status (p->state);
+  resp.stdin = p->stdin_path ? p->stdin_path : "";
+  resp.stdout = p->stdout_path ? p->stdout_path : "";
+  resp.stderr = p->stderr_path ? p->stderr_path : "";
+  resp.terminal = p->terminal;
+  resp.exit_status = p->exit_status;
+  resp.exited_at = &ts;
+  resp.exec_id = p->exec_id ? p->exec_id : "";
+  ttrpc_call_reply (call, &resp.base);
+}
+
+struct pids_ctx
+{
+  struct task_service *svc;
+  struct ttrpc_call *call;
+  char *id;
+};
+
+/* Exec pids carry their exec id, as containerd.runc.v1.ProcessDetails. */
+static Google__Protobuf__Any *
+exec_details (struct container *c, pid_t pid)
+{
+  struct process *p;
+  if (c == NULL)
+    return NULL;
+  TAILQ_FOREACH (p, &c->execs, link)
+  if (p->pid == pid)
+    {
+      Containerd__Runc__V1__ProcessDetails d = CONTAINERD__RUNC__V1__PROCESS_DETAILS__INIT;
+      d.exec_id = p->exec_id;
+      return pb_any_pack (&d.base);
+    }
+  return NULL;
+}
+
+static int
+reply_pids (struct pids_ctx *ctx, const char *out, shim_error_t *err)
+{
+  cJSON *arr = cJSON_Parse (out);
+  if (!cJSON_IsArray (arr))
+    {
+      cJSON_Delete (arr);
+      return shim_error_make (err, 0, SHIM_UNKNOWN, "runtime ps: output is not a JSON array");
+    }
+  struct container *c = find_container (ctx->svc, ctx->id);
+  size_t n = cJSON_GetArraySize (arr), i = 0;
+  Containerd__V1__Types__ProcessInfo *infos = xcalloc (n, sizeof *infos);
+  Containerd__V1__Types__ProcessInfo **ptrs = xcalloc (n, sizeof *ptrs);
+  const cJSON *e;
+  cJSON_ArrayForEach (e, arr)
+  {
+    if (!cJSON_IsNumber (e))
+      continue;
+    containerd__v1__types__process_info__init (&infos[i]);
+    infos[i].pid = (uint32_t) e->valuedouble;
+    infos[i].info = exec_details (c, (pid_t) e->valuedouble);
+    ptrs[i] = &infos[i];
+    i++;
+  }
+  cJSON_Delete (arr);
+  Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
+  resp.n_processes = i;
+  resp.processes = ptrs;
+  ttrpc_call_reply (ctx->call, &resp.base);
+  for (size_t j = 0; j < i; j++)
+    pb_any_free (infos[j].info);
+  free (infos);
+  free (ptrs);
+  return 0;
+}
+
+static void
+pids_done_cb (struct runtime_result *res, void *arg)
+{
+  struct pids_ctx *ctx = arg;
+  shim_error_t err = NULL;
+  if (res->err)
+    fail_runtime (ctx->call, &res->err);
+  else if (reply_pids (ctx, res->out ? res->out : "", &err) < 0)
+    ttrpc_call_fail (ctx->call, &err);
+  free (ctx->id);
+  free (ctx);
+}
+
+static void
+handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  struct task_service *svc = arg;
+  const Containerd__Task__V2__PidsRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct container *c = find_container (svc, req->id);
+  if (c == NULL)
+    {
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "container %s not created", req->id);
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  struct pids_ctx *ctx = xcalloc (1, sizeof *ctx);
+  ctx->svc = svc;
+  ctx->call = call;
+  ctx->id = xstrdup (req->id);
+  struct runtime_call rc = { .verb = RUNTIME_PS, .id = c->id };
+  struct runtime_ctx rctx;
+  runtime_ctx_of (svc, c, &rctx);
+  if (runtime_run (svc->shim->base, svc->shim->reaper, &rctx, &rc, c->bundle, NULL, pids_done_cb,
+                   ctx, &err))
+    return;
+  free (ctx->id);
+  free (ctx);
+  ttrpc_call_fail (call, &err);
+}
+
+static void
+handle_connect (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__ConnectRequest *req = (const void *) msg;
+  struct container *c = find_container (arg, req->id);
+  Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
+  resp.shim_pid = getpid ();
+  resp.task_pid = c ? c->init.pid : 0;
+  resp.version = CSHIM_VERSION;
+  ttrpc_call_reply (call, &resp.base);
+}
+
+static void
+handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  struct task_service *svc = arg;
+  (void) msg;
+  reply_empty (call);
+  /* A grouped shim keeps serving while any container is left. */
+  if (svc->n_containers == 0)
+    svc->shim->request_exit (svc->shim);
+}
+
+static void
+handle_unimplemented (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  shim_error_t err = NULL;
+  (void) msg;
+  (void) arg;
+  shim_error_make (&err, 0, SHIM_UNIMPLEMENTED, "%s is not supported by cshim %s",
+                   ttrpc_call_method (call), CSHIM_VERSION);
+  ttrpc_call_fail (call, &err);
+}
+
+/* ---- method table ---- */
+
+struct handler_entry
+{
+  const char *method;
+  ttrpc_handler_fn fn;
+};
+
+static const struct handler_entry handlers[] = {
+  { "State", handle_state },     { "Create", handle_create }, { "Start", handle_start },
+  { "Delete", handle_delete },   { "Pids", handle_pids },     { "Kill", handle_kill },
+  { "Wait", handle_wait },       { "Connect", handle_connect }, { "Shutdown", handle_shutdown },
+};
+
+static const char *const service_names[] = { "containerd.task.v2.Task", "containerd.task.v3.Task" };
+
+static ttrpc_handler_fn
+handler_for (const char *method)
+{
+  for (size_t i = 0; i < ARRAY_SIZE (handlers); i++)
+    if (strcmp (handlers[i].method, method) == 0)
+      return handlers[i].fn;
+  return handle_unimplemented;
+}
+
+/* Built from the generated service descriptor so names and input types cannot drift. */
+const struct ttrpc_method *
+task_service_methods (size_t *n)
+{
+  static struct ttrpc_method table[2 * 17];
+  static size_t count;
+  const ProtobufCServiceDescriptor *sd = &containerd__task__v2__task__descriptor;
+  if (count == 0)
+    for (size_t s = 0; s < ARRAY_SIZE (service_names); s++)
+      for (unsigned m = 0; m < sd->n_methods && count < ARRAY_SIZE (table); m++)
+        table[count++] = (struct ttrpc_method){ service_names[s], sd->methods[m].name,
+                                                sd->methods[m].input,
+                                                handler_for (sd->methods[m].name) };
+  *n = count;
+  return table;
+}
