@@ -198,7 +198,8 @@ print_version (const char *argv0)
 int
 main (int argc, char **argv)
 {
-  struct shim_args a = { .self = "/proc/self/exe" };
+  cleanup_free char *self = realpath ("/proc/self/exe", NULL);
+  struct shim_args a = { .self = self ? self : argv[0] };
   const char *action = NULL;
   bool version = false;
   if (parse_args (argc, argv, &a, &action, &version) < 0)

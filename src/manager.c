@@ -176,7 +176,8 @@ spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
     {
       setsid ();
       /* dup2 onto itself would keep O_CLOEXEC. */
-      if (listen_fd == 3 ? set_cloexec (3, false) < 0 : dup2 (listen_fd, 3) < 0 || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0
+      if ((listen_fd == 3 ? set_cloexec (3, false) : dup2 (listen_fd, 3)) < 0
+          || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0
           || dup2 (devnull, 2) < 0)
         _exit (127);
       closefrom (4);

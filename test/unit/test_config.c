@@ -1,0 +1,218 @@
+/* Options decoding: the three option types containerd sends and our JSON config. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "containerd/linux/runc/runc.pb-c.h"
+#include "containerd/runc/v1/options.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "pb.h"
+#include "runtimeoptions/v1/options.pb-c.h"
+#include "util.h"
+
+static void
+test_defaults (void **state)
+{
+  (void) state;
+  struct task_options o;
+  config_init (&o);
+  assert_string_equal (o.runtime.binary, "runc");
+  assert_string_equal (o.runtime.root, "/run/containerd/runc");
+  assert_int_equal (o.runtime.timeout_ms, CONFIG_DEFAULT_TIMEOUT_MS);
+  assert_null (o.runtime.extra_args);
+  config_release (&o);
+}
+
+static void
+test_runc_options (void **state)
+{
+  (void) state;
+  Containerd__Runc__V1__Options r = CONTAINERD__RUNC__V1__OPTIONS__INIT;
+  r.binary_name = "/usr/bin/crun";
+  r.root = "/run/x";
+  r.systemd_cgroup = true;
+  r.no_pivot_root = true;
+  r.io_uid = 1000;
+  Google__Protobuf__Any *any = pb_any_pack (&r.base);
+  assert_string_equal (any->type_url, "containerd.runc.v1.Options");
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_string_equal (o.runtime.binary, "/usr/bin/crun");
+  assert_string_equal (o.runtime.root, "/run/x");
+  assert_true (o.runtime.systemd_cgroup);
+  assert_true (o.runtime.no_pivot_root);
+  assert_int_equal (o.io_uid, 1000);
+  pb_any_free (any);
+  config_release (&o);
+}
+
+static void
+test_prefixed_type_url (void **state)
+{
+  (void) state;
+  Containerd__Linux__Runc__CreateOptions c = CONTAINERD__LINUX__RUNC__CREATE_OPTIONS__INIT;
+  c.no_new_keyring = true;
+  c.shim_cgroup = "/shim";
+  Google__Protobuf__Any *any = pb_any_pack (&c.base);
+  free (any->type_url);
+  any->type_url = xstrdup ("types.containerd.io/containerd.linux.runc.CreateOptions");
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_true (o.runtime.no_new_keyring);
+  assert_string_equal (o.shim_cgroup, "/shim");
+  assert_string_equal (o.runtime.binary, "runc");
+  pb_any_free (any);
+  config_release (&o);
+}
+
+static char *
+write_tmp (const char *text)
+{
+  char *path = xstrdup ("/tmp/cshim-test-config-XXXXXX");
+  int fd = mkstemp (path);
+  assert_true (fd >= 0);
+  assert_int_equal (write_all (fd, text, strlen (text)), 0);
+  close (fd);
+  return path;
+}
+
+static void
+test_runtimeoptions_config_path (void **state)
+{
+  (void) state;
+  char *path = write_tmp ("{\"binary\": \"/usr/bin/crun\", \"root\": \"/run/crun-x\","
+                          " \"runtime_args\": [\"--debug\"], \"timeout_ms\": 5000}");
+  Runtimeoptions__V1__Options r = RUNTIMEOPTIONS__V1__OPTIONS__INIT;
+  r.config_path = path;
+  Google__Protobuf__Any *any = pb_any_pack (&r.base);
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_string_equal (o.runtime.binary, "/usr/bin/crun");
+  assert_string_equal (o.runtime.root, "/run/crun-x");
+  assert_int_equal (strv_len (o.runtime.extra_args), 1);
+  assert_string_equal (o.runtime.extra_args[0], "--debug");
+  assert_int_equal (o.runtime.timeout_ms, 5000);
+  unlink (path);
+  free (path);
+  pb_any_free (any);
+  config_release (&o);
+}
+
+static void
+expect_json_error (const char *json, const char *needle)
+{
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_true (config_apply_json (&o, json, "test", &err) < 0);
+  assert_non_null (err);
+  assert_int_equal (err->code, SHIM_INVALID_ARGUMENT);
+  if (strstr (err->msg, needle) == NULL)
+    fail_msg ("`%s` does not mention `%s`", err->msg, needle);
+  shim_error_release (&err);
+  config_release (&o);
+}
+
+static void
+test_json_errors (void **state)
+{
+  (void) state;
+  expect_json_error ("{\"binery\": \"x\"}", "unknown key `binery`");
+  expect_json_error ("{\"binary\": 3}", "`binary` must be a non-empty string");
+  expect_json_error ("{\"systemd_cgroup\": \"yes\"}", "`systemd_cgroup` must be a boolean");
+  expect_json_error ("{\"timeout_ms\": -1}", "`timeout_ms` must be a non-negative integer");
+  expect_json_error ("{\"timeout_ms\": 0}", "`timeout_ms` must be > 0");
+  expect_json_error ("{\"runtime_args\": [1]}", "array of strings");
+  expect_json_error ("[1, 2]", "not a JSON object");
+  expect_json_error ("{", "not a JSON object");
+}
+
+static void
+test_missing_config_file (void **state)
+{
+  (void) state;
+  Runtimeoptions__V1__Options r = RUNTIMEOPTIONS__V1__OPTIONS__INIT;
+  r.config_path = "/nonexistent/cshim.json";
+  Google__Protobuf__Any *any = pb_any_pack (&r.base);
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_true (config_apply_any (&o, any, &err) < 0);
+  assert_non_null (strstr (err->msg, "/nonexistent/cshim.json"));
+  shim_error_release (&err);
+  pb_any_free (any);
+  config_release (&o);
+}
+
+static void
+test_unknown_type (void **state)
+{
+  (void) state;
+  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+  any.type_url = "example.Unknown";
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_true (config_apply_any (&o, &any, &err) < 0);
+  assert_int_equal (err->code, SHIM_INVALID_ARGUMENT);
+  shim_error_release (&err);
+  any.type_url = "";
+  assert_int_equal (config_apply_any (&o, &any, &err), 0);
+  config_release (&o);
+}
+
+static void
+test_save_load_round_trip (void **state)
+{
+  (void) state;
+  char dir[] = "/tmp/cshim-test-bundle-XXXXXX";
+  assert_non_null (mkdtemp (dir));
+  struct task_options o, back;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_json (&o, "{\"binary\":\"crun\",\"systemd_cgroup\":true,"
+                                           "\"runtime_args\":[\"--a\",\"--b\"]}",
+                                       "test", &err),
+                    0);
+  assert_int_equal (config_save (&o, dir, &err), 0);
+  config_init (&back);
+  assert_int_equal (config_load (&back, dir, &err), 0);
+  assert_string_equal (back.runtime.binary, "crun");
+  assert_true (back.runtime.systemd_cgroup);
+  assert_int_equal (strv_len (back.runtime.extra_args), 2);
+  assert_string_equal (back.runtime.extra_args[1], "--b");
+  cleanup_free char *file = xasprintf ("%s/%s", dir, CONFIG_BUNDLE_FILE);
+  unlink (file);
+  rmdir (dir);
+  config_release (&o);
+  config_release (&back);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_defaults),
+    cmocka_unit_test (test_runc_options),
+    cmocka_unit_test (test_prefixed_type_url),
+    cmocka_unit_test (test_runtimeoptions_config_path),
+    cmocka_unit_test (test_json_errors),
+    cmocka_unit_test (test_missing_config_file),
+    cmocka_unit_test (test_unknown_type),
+    cmocka_unit_test (test_save_load_round_trip),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

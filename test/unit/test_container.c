@@ -1,0 +1,192 @@
+/* The process state table and the rule that orders exits within a container. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <sys/wait.h>
+
+#include "container.h"
+#include "process.h"
+
+static void
+expect_refused (enum process_state s, enum process_verb v, int code, const char *msg)
+{
+  shim_error_t err = NULL;
+  assert_true (process_check (s, v, "c1", &err) < 0);
+  assert_int_equal (err->code, code);
+  assert_string_equal (err->msg, msg);
+  shim_error_release (&err);
+}
+
+static void
+test_state_table (void **state)
+{
+  (void) state;
+  shim_error_t err = NULL;
+  assert_int_equal (process_check (PROCESS_CREATED, PROCESS_START, "c1", &err), 0);
+  assert_int_equal (process_next (PROCESS_CREATED, PROCESS_START), PROCESS_RUNNING);
+  assert_int_equal (process_next (PROCESS_RUNNING, PROCESS_EXIT), PROCESS_STOPPED);
+  assert_int_equal (process_next (PROCESS_RUNNING, PROCESS_PAUSE), PROCESS_PAUSED);
+  assert_int_equal (process_next (PROCESS_PAUSED, PROCESS_RESUME), PROCESS_RUNNING);
+  assert_int_equal (process_next (PROCESS_STOPPED, PROCESS_DELETE), PROCESS_DELETED);
+  assert_int_equal (process_next (PROCESS_CREATED, PROCESS_DELETE), PROCESS_DELETED);
+  /* A refused verb leaves the state alone. */
+  assert_int_equal (process_next (PROCESS_RUNNING, PROCESS_START), PROCESS_RUNNING);
+  expect_refused (PROCESS_RUNNING, PROCESS_START, SHIM_FAILED_PRECONDITION,
+                  "cannot start a running process c1");
+  expect_refused (PROCESS_RUNNING, PROCESS_DELETE, SHIM_FAILED_PRECONDITION,
+                  "cannot delete a running process c1");
+  expect_refused (PROCESS_STOPPED, PROCESS_KILL, SHIM_NOT_FOUND, "process c1 already finished");
+  expect_refused (PROCESS_DELETED, PROCESS_DELETE, SHIM_NOT_FOUND, "process c1 deleted");
+  expect_refused (PROCESS_STOPPED, PROCESS_EXEC, SHIM_FAILED_PRECONDITION,
+                  "container c1 init process is not running");
+  assert_int_equal (process_check (PROCESS_PAUSED, PROCESS_KILL, "c1", &err), 0);
+  assert_string_equal (process_state_name (PROCESS_PAUSED), "paused");
+}
+
+static void
+test_every_cell_defined (void **state)
+{
+  (void) state;
+  /* Every state/verb pair either passes or gives a message: no silent hole in the table. */
+  for (int s = 0; s < PROCESS_N_STATES; s++)
+    for (int v = 0; v < PROCESS_N_VERBS; v++)
+      {
+        shim_error_t err = NULL;
+        if (process_check (s, v, "x", &err) < 0)
+          {
+            assert_non_null (err);
+            assert_true (strlen (err->msg) > 0);
+            shim_error_release (&err);
+          }
+      }
+}
+
+static void
+exit_now (struct process *p, int code)
+{
+  struct timespec t = { 100, 5 };
+  process_record_exit (p, code << 8, &t);
+}
+
+static void
+test_exit_waits_for_start (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  exit_now (&c->init, 3);
+  assert_int_equal (c->init.exit_status, 3);
+  assert_int_equal (c->init.state, PROCESS_STOPPED);
+  /* Reaped before TaskStart went out: held back. */
+  assert_null (container_next_exit (c));
+  c->init.started = true;
+  assert_ptr_equal (container_next_exit (c), &c->init);
+  c->init.exit_published = true;
+  assert_null (container_next_exit (c));
+  container_free (c);
+}
+
+static void
+test_init_exit_after_exec_exits (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  c->init.started = true;
+  struct process *e1 = container_add_exec (c, "e1");
+  struct process *e2 = container_add_exec (c, "e2");
+  struct process *never = container_add_exec (c, "never-started");
+  (void) never;
+  e1->started = e2->started = true;
+  exit_now (&c->init, 0);
+  /* Two execs still running: the init exit waits. */
+  assert_null (container_next_exit (c));
+  exit_now (e2, 1);
+  assert_ptr_equal (container_next_exit (c), e2);
+  e2->exit_published = true;
+  assert_null (container_next_exit (c));
+  exit_now (e1, 2);
+  assert_ptr_equal (container_next_exit (c), e1);
+  e1->exit_published = true;
+  assert_ptr_equal (container_next_exit (c), &c->init);
+  assert_ptr_equal (container_process (c, "e2"), e2);
+  assert_ptr_equal (container_process (c, ""), &c->init);
+  assert_null (container_process (c, "nope"));
+  container_free (c);
+}
+
+static void
+test_failed_start_releases_waiters (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  exit_now (&c->init, 1);
+  c->init.start_failed = true;
+  assert_ptr_equal (container_next_exit (c), &c->init);
+  container_free (c);
+}
+
+static void
+test_signal_exit_status (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  struct timespec t = { 1, 0 };
+  process_record_exit (&c->init, SIGKILL, &t); /* raw status of a SIGKILLed process */
+  assert_int_equal (c->init.exit_status, 137);
+  container_free (c);
+}
+
+static int run_order[4];
+static int n_run;
+
+static void
+op_sync (struct op *op)
+{
+  run_order[n_run++] = (int) (intptr_t) op->req;
+  container_op_done (op->container);
+}
+
+static void
+op_async (struct op *op)
+{
+  run_order[n_run++] = (int) (intptr_t) op->req;
+}
+
+static void
+test_op_queue (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  n_run = 0;
+  container_submit (c, op_new (c, NULL, (void *) 1, op_async));
+  container_submit (c, op_new (c, NULL, (void *) 2, op_sync));
+  container_submit (c, op_new (c, NULL, (void *) 3, op_async));
+  /* Only the first runs until it is done. */
+  assert_int_equal (n_run, 1);
+  container_op_done (c);
+  assert_int_equal (n_run, 3);
+  assert_int_equal (run_order[0], 1);
+  assert_int_equal (run_order[1], 2);
+  assert_int_equal (run_order[2], 3);
+  container_op_done (c);
+  assert_null (c->running_op);
+  container_free (c);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_state_table),
+    cmocka_unit_test (test_every_cell_defined),
+    cmocka_unit_test (test_exit_waits_for_start),
+    cmocka_unit_test (test_init_exit_after_exec_exits),
+    cmocka_unit_test (test_failed_start_releases_waiters),
+    cmocka_unit_test (test_signal_exit_status),
+    cmocka_unit_test (test_op_queue),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
