@@ -30,7 +30,9 @@ struct ttrpc_client *ttrpc_client_new (struct event_base *base, const char *addr
 void ttrpc_client_free (struct ttrpc_client *c);
 
 /* Queues a call; the callback runs exactly once from the loop (never from inside this
- * function). timeout_ms 0 means no deadline (and timeout_nano is not sent). */
+ * function). timeout_ms 0 means no deadline (and timeout_nano is not sent). Returns < 0
+ * (callback never called) only for a request over TTRPC_MAX_DATA; connection failures go
+ * to the callback. Callbacks may issue new calls and may free the client. */
 int ttrpc_client_call (struct ttrpc_client *c, const char *service, const char *method,
                        const ProtobufCMessage *req, const struct ttrpc_kv *metadata,
                        size_t n_metadata, unsigned timeout_ms, ttrpc_client_cb cb, void *arg,

@@ -18,7 +18,9 @@ struct ttrpc_server;
 struct ttrpc_call;
 
 /* req is the decoded request (input descriptor of the method), owned by the call and valid
- * until the call is answered. The handler must eventually answer every call exactly once. */
+ * until the call is answered. The handler must eventually answer every call exactly once:
+ * at once from inside the handler, or later from any callback. A handler may also free
+ * the server (requests already read behind it are then dropped). */
 typedef void (*ttrpc_handler_fn) (struct ttrpc_call *call, const ProtobufCMessage *req, void *arg);
 
 struct ttrpc_method
@@ -29,8 +31,9 @@ struct ttrpc_method
   ttrpc_handler_fn handler;
 };
 
-/* Takes ownership of listen_fd (already bound and listening). methods must outlive the
- * server. Peers whose effective uid/gid differ from ours are rejected (SO_PEERCRED). */
+/* Takes ownership of listen_fd (already bound and listening; closed on failure too).
+ * methods must outlive the server. Peers whose effective uid/gid differ from ours are
+ * rejected (SO_PEERCRED). */
 struct ttrpc_server *ttrpc_server_new (struct event_base *base, int listen_fd,
                                        const struct ttrpc_method *methods, size_t n_methods,
                                        void *arg, shim_error_t *err);
@@ -47,7 +50,8 @@ const char *ttrpc_call_method (const struct ttrpc_call *call);
 int64_t ttrpc_call_timeout_ns (const struct ttrpc_call *call);
 bool ttrpc_call_connected (const struct ttrpc_call *call);
 
-/* Answer with resp (packed now; caller keeps ownership of resp) and free the call. */
+/* Answer with resp (packed now; caller keeps ownership of resp; NULL sends an empty
+ * payload) and free the call. A response over TTRPC_MAX_DATA becomes ResourceExhausted. */
 void ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp);
 /* Answer with (*err)->code and message, consume *err and free the call. */
 void ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err);

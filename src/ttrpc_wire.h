@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct evbuffer;
 
@@ -65,5 +66,18 @@ enum ttrpc_read_status ttrpc_reader_next (struct ttrpc_reader *r, struct evbuffe
 /* Appends one whole frame (header + data) to out. Returns -1 if len > TTRPC_MAX_DATA. */
 int ttrpc_frame_append (struct evbuffer *out, uint32_t stream_id, uint8_t type, uint8_t flags,
                         const void *data, size_t len);
+
+/* Free space a connection may read into `in` now. After ttrpc_reader_next has returned
+ * TTRPC_READ_NEED_MORE, `in` holds less than one maximal frame (header + TTRPC_MAX_DATA),
+ * so this is >= 1; reading no more than this keeps unparsed input bounded by one frame. */
+size_t ttrpc_reader_room (const struct evbuffer *in);
+
+/* Socket I/O shared by the ttrpc server and client; the only functions here that touch an
+ * fd (non-blocking). ttrpc_io_read does one read of at most max bytes (and at most 64 KiB)
+ * into in: bytes read, 0 at EOF, -1 with errno (EAGAIN when nothing is ready).
+ * ttrpc_io_write sends as much of out as the socket takes now, with MSG_NOSIGNAL so a
+ * vanished peer is an error instead of SIGPIPE: 0 (including EAGAIN), -1 with errno. */
+ssize_t ttrpc_io_read (struct evbuffer *in, int fd, size_t max);
+int ttrpc_io_write (struct evbuffer *out, int fd);
 
 #endif
