@@ -59,6 +59,7 @@ struct op
   void (*run) (struct op *op);
   struct spawn *spawn; /* the runtime call in flight, if any */
   struct process *process;
+  const void *ctx; /* what the op's run() needs beyond the request */
 };
 TAILQ_HEAD (op_queue, op);
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "container.h"
+#include "task_internal.h"
 #include "containerd/events/task.pb-c.h"
 #include "containerd/runc/v1/options.pb-c.h"
 #include "containerd/task/v2/task.pb-c.h"
@@ -31,12 +31,6 @@
  * pipe) before the shim closes it and publishes the exit anyway. */
 #define EXIT_IO_DRAIN_MS 2000
 
-struct task_service
-{
-  struct shim *shim;
-  struct container_list containers;
-  size_t n_containers;
-};
 
 struct task_service *
 task_service_new (struct shim *shim)
@@ -55,8 +49,8 @@ task_service_container_count (const struct task_service *svc)
 
 /* ---- lookups and small replies ---- */
 
-static struct container *
-find_container (struct task_service *svc, const char *id)
+struct container *
+task_find_container (struct task_service *svc, const char *id)
 {
   struct container *c;
   TAILQ_FOREACH (c, &svc->containers, link)
@@ -65,30 +59,36 @@ find_container (struct task_service *svc, const char *id)
   return NULL;
 }
 
-static struct process *
-find_process (struct task_service *svc, const char *id, const char *exec_id, shim_error_t *err)
+struct process *
+task_find_process (struct task_service *svc, const char *id, const char *exec_id, shim_error_t *err)
 {
-  struct container *c = find_container (svc, id);
+  struct container *c = task_get_container (svc, id, err);
   if (c == NULL)
-    {
-      shim_error_make (err, 0, SHIM_NOT_FOUND, "container %s not created", id);
-      return NULL;
-    }
+    return NULL;
   struct process *p = container_process (c, exec_id);
   if (p == NULL)
     shim_error_make (err, 0, SHIM_NOT_FOUND, "process %s does not exist", exec_id);
   return p;
 }
 
-static void
-reply_empty (struct ttrpc_call *call)
+struct container *
+task_get_container (struct task_service *svc, const char *id, shim_error_t *err)
+{
+  struct container *c = task_find_container (svc, id);
+  if (c == NULL)
+    shim_error_make (err, 0, SHIM_NOT_FOUND, "container %s not created", id);
+  return c;
+}
+
+void
+task_reply_empty (struct ttrpc_call *call)
 {
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
   ttrpc_call_reply (call, &empty.base);
 }
 
-static void
-runtime_ctx_of (struct task_service *svc, struct container *c, struct runtime_ctx *ctx)
+void
+task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_ctx *ctx)
 {
   ctx->cfg = &c->opts.runtime;
   ctx->namespace = svc->shim->namespace;
@@ -96,8 +96,8 @@ runtime_ctx_of (struct task_service *svc, struct container *c, struct runtime_ct
 }
 
 /* Runtime failures read like the stock shim's: "OCI runtime create failed: <runtime text>". */
-static void
-fail_runtime (struct ttrpc_call *call, shim_error_t *err)
+void
+task_fail_runtime (struct ttrpc_call *call, shim_error_t *err)
 {
   shim_error_t e = NULL;
   shim_error_make (&e, 0, (*err)->code, "OCI runtime %s", (*err)->msg);
@@ -105,8 +105,8 @@ fail_runtime (struct ttrpc_call *call, shim_error_t *err)
   ttrpc_call_fail (call, &e);
 }
 
-static void
-publish (struct task_service *svc, const char *topic, const ProtobufCMessage *event)
+void
+task_publish (struct task_service *svc, const char *topic, const ProtobufCMessage *event)
 {
   publisher_publish (svc->shim->publisher, svc->shim->namespace, topic, event);
 }
@@ -146,14 +146,14 @@ publish_exit (struct task_service *svc, struct process *p)
       ev.pid = p->pid;
       ev.exit_status = p->exit_status;
       ev.exited_at = &ts;
-      publish (svc, "/tasks/exit", &ev.base);
+      task_publish (svc, "/tasks/exit", &ev.base);
     }
   log_debug ("%s exited with status %d", process_name (p), p->exit_status);
   answer_waiters (p);
 }
 
-static void
-flush_exits (struct task_service *svc, struct container *c)
+void
+task_flush_exits (struct task_service *svc, struct container *c)
 {
   struct process *p;
   while ((p = container_next_exit (c)))
@@ -164,7 +164,7 @@ static void
 io_drained_cb (void *arg)
 {
   struct process *p = arg;
-  flush_exits (p->container->service, p->container);
+  task_flush_exits (p->container->service, p->container);
 }
 
 static void
@@ -173,16 +173,18 @@ process_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
   struct process *p = arg;
   (void) pid;
   process_record_exit (p, status, when);
+  if (process_is_init (p))
+    task_kill_execs (p->container);
   if (p->io)
     {
       proc_io_process_exited (p->io, EXIT_IO_DRAIN_MS);
       proc_io_on_drained (p->io, io_drained_cb, p);
     }
-  flush_exits (p->container->service, p->container);
+  task_flush_exits (p->container->service, p->container);
 }
 
-static int
-watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,
+int
+task_watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,
                 shim_error_t *err)
 {
   cleanup_free char *text = NULL;
@@ -208,8 +210,8 @@ fail_queued_ops (struct container *c)
     }
 }
 
-static void
-release_process (struct task_service *svc, struct process *p)
+void
+task_release_process (struct task_service *svc, struct process *p)
 {
   if (p->watch)
     reaper_unwatch (svc->shim->reaper, p->watch);
@@ -218,14 +220,14 @@ release_process (struct task_service *svc, struct process *p)
 }
 
 /* Removes c from the service and frees it; its running op (if any) must be finished. */
-static void
-destroy_container (struct task_service *svc, struct container *c)
+void
+task_destroy_container (struct task_service *svc, struct container *c)
 {
   fail_queued_ops (c);
   struct process *p;
   TAILQ_FOREACH (p, &c->execs, link)
-  release_process (svc, p);
-  release_process (svc, &c->init);
+  task_release_process (svc, p);
+  task_release_process (svc, &c->init);
   if (c->rootfs)
     {
       cleanup_error shim_error_t err = NULL;
@@ -255,7 +257,7 @@ task_service_free (struct task_service *svc)
             spawn_cancel (c->running_op->spawn);
           ttrpc_call_fail (c->running_op->call, &err);
         }
-      destroy_container (svc, c);
+      task_destroy_container (svc, c);
     }
   free (svc);
 }
@@ -302,7 +304,7 @@ publish_create (struct task_service *svc, struct container *c,
   ev.io = &io;
   ev.checkpoint = req->checkpoint;
   ev.pid = c->init.pid;
-  publish (svc, "/tasks/create", &ev.base);
+  task_publish (svc, "/tasks/create", &ev.base);
 }
 
 static void
@@ -311,7 +313,7 @@ create_failed (struct task_service *svc, struct container *c, struct ttrpc_call 
 {
   log_warn ("create %s: %s", c->id, (*err)->msg);
   ttrpc_call_fail (call, err);
-  destroy_container (svc, c);
+  task_destroy_container (svc, c);
 }
 
 static void
@@ -330,7 +332,7 @@ create_done_cb (struct runtime_result *res, void *arg)
       return;
     }
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
-  if (watch_pid_file (svc, &c->init, pid_file, &err) < 0)
+  if (task_watch_pid_file (svc, &c->init, pid_file, &err) < 0)
     {
       create_failed (svc, c, op->call, &err);
       return;
@@ -380,7 +382,7 @@ create_run (struct op *op)
   struct runtime_call rc = { .verb = RUNTIME_CREATE, .id = c->id, .bundle = c->bundle,
                              .pid_file = pid_file };
   struct runtime_ctx ctx;
-  runtime_ctx_of (svc, c, &ctx);
+  task_runtime_ctx (svc, c, &ctx);
   int fds[3];
   proc_io_runtime_fds (c->init.io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
@@ -406,7 +408,7 @@ handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
       ttrpc_call_fail (call, &err);
       return;
     }
-  if (find_container (svc, req->id))
+  if (task_find_container (svc, req->id))
     {
       shim_error_make (&err, 0, SHIM_ALREADY_EXISTS, "container %s already exists", req->id);
       ttrpc_call_fail (call, &err);
@@ -417,66 +419,6 @@ handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
   TAILQ_INSERT_TAIL (&svc->containers, c, link);
   svc->n_containers++;
   container_submit (c, op_new (c, call, req, create_run));
-}
-
-/* ---- Start ---- */
-
-static void
-start_done_cb (struct runtime_result *res, void *arg)
-{
-  struct op *op = arg;
-  struct container *c = op->container;
-  struct task_service *svc = c->service;
-  struct process *p = op->process;
-  op->spawn = NULL;
-  if (res->err)
-    {
-      p->start_failed = true;
-      fail_runtime (op->call, &res->err);
-      flush_exits (svc, c);
-      container_op_done (c);
-      return;
-    }
-  p->state = process_next (p->state, PROCESS_START);
-  p->started = true;
-  Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
-  ev.container_id = c->id;
-  ev.pid = p->pid;
-  publish (svc, "/tasks/start", &ev.base);
-  Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
-  resp.pid = p->pid;
-  ttrpc_call_reply (op->call, &resp.base);
-  /* An exit reaped while `start` ran was held back until TaskStart went out. */
-  flush_exits (svc, c);
-  container_op_done (c);
-}
-
-static void
-start_run (struct op *op)
-{
-  struct container *c = op->container;
-  struct task_service *svc = c->service;
-  const Containerd__Task__V2__StartRequest *req = op->req;
-  shim_error_t err = NULL;
-  struct process *p = container_process (c, req->exec_id);
-  if (p == NULL || !process_is_init (p))
-    {
-      shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
-      goto fail;
-    }
-  if (process_check (p->state, PROCESS_START, process_name (p), &err) < 0)
-    goto fail;
-  op->process = p;
-  struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
-  struct runtime_ctx ctx;
-  runtime_ctx_of (svc, c, &ctx);
-  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                           start_done_cb, op, &err);
-  if (op->spawn)
-    return;
-fail:
-  ttrpc_call_fail (op->call, &err);
-  container_op_done (c);
 }
 
 /* ---- Delete ---- */
@@ -492,11 +434,11 @@ publish_delete (struct task_service *svc, struct container *c, const struct proc
   ev.exit_status = p->exit_status;
   ev.exited_at = &ts;
   ev.id = (char *) process_name (p);
-  publish (svc, "/tasks/delete", &ev.base);
+  task_publish (svc, "/tasks/delete", &ev.base);
 }
 
-static void
-reply_delete (struct ttrpc_call *call, const struct process *p)
+void
+task_reply_delete (struct ttrpc_call *call, const struct process *p)
 {
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   pb_timestamp_set (&ts, &p->exited_at);
@@ -517,15 +459,15 @@ delete_done_cb (struct runtime_result *res, void *arg)
   /* Already gone from the runtime is what delete wanted. */
   if (res->err && res->err->code != SHIM_NOT_FOUND)
     {
-      fail_runtime (op->call, &res->err);
+      task_fail_runtime (op->call, &res->err);
       container_op_done (c);
       return;
     }
   struct process *p = &c->init;
   p->state = PROCESS_DELETED;
   publish_delete (svc, c, p);
-  reply_delete (op->call, p);
-  destroy_container (svc, c);
+  task_reply_delete (op->call, p);
+  task_destroy_container (svc, c);
 }
 
 static void
@@ -536,16 +478,21 @@ delete_run (struct op *op)
   const Containerd__Task__V2__DeleteRequest *req = op->req;
   shim_error_t err = NULL;
   struct process *p = container_process (c, req->exec_id);
-  if (p == NULL || !process_is_init (p))
+  if (p == NULL)
     {
       shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
       goto fail;
     }
   if (process_check (p->state, PROCESS_DELETE, process_name (p), &err) < 0)
     goto fail;
+  if (!process_is_init (p))
+    {
+      task_delete_exec (op, p);
+      return;
+    }
   struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id };
   struct runtime_ctx ctx;
-  runtime_ctx_of (svc, c, &ctx);
+  task_runtime_ctx (svc, c, &ctx);
   op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
                            delete_done_cb, op, &err);
   if (op->spawn)
@@ -557,15 +504,14 @@ fail:
 
 /* ---- handlers that queue an op ---- */
 
-static void
-submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id, const void *req,
+void
+task_submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id, const void *req,
            void (*run) (struct op *))
 {
-  struct container *c = find_container (svc, id);
+  shim_error_t err = NULL;
+  struct container *c = task_get_container (svc, id, &err);
   if (c == NULL)
     {
-      shim_error_t err = NULL;
-      shim_error_make (&err, 0, SHIM_NOT_FOUND, "container %s not created", id);
       ttrpc_call_fail (call, &err);
       return;
     }
@@ -573,62 +519,10 @@ submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id, co
 }
 
 static void
-handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
-{
-  const Containerd__Task__V2__StartRequest *req = (const void *) msg;
-  submit_op (arg, call, req->id, req, start_run);
-}
-
-static void
 handle_delete (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__DeleteRequest *req = (const void *) msg;
-  submit_op (arg, call, req->id, req, delete_run);
-}
-
-/* ---- Kill: not queued, so a stuck lifecycle op never blocks a kill ---- */
-
-static void
-kill_done_cb (struct runtime_result *res, void *arg)
-{
-  struct ttrpc_call *call = arg;
-  if (res->err)
-    {
-      fail_runtime (call, &res->err);
-      return;
-    }
-  reply_empty (call);
-}
-
-static void
-handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
-{
-  struct task_service *svc = arg;
-  const Containerd__Task__V2__KillRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  struct process *p = find_process (svc, req->id, req->exec_id, &err);
-  if (p == NULL || process_check (p->state, PROCESS_KILL, process_name (p), &err) < 0)
-    goto fail;
-  if (!process_is_init (p))
-    {
-      if (kill (p->pid, (int) req->signal) < 0)
-        {
-          shim_error_make (&err, errno, errno == ESRCH ? SHIM_NOT_FOUND : SHIM_UNKNOWN,
-                           "kill %s", process_name (p));
-          goto fail;
-        }
-      reply_empty (call);
-      return;
-    }
-  struct runtime_call rc = { .verb = RUNTIME_KILL, .id = req->id, .signal = (int) req->signal,
-                             .all = req->all };
-  struct runtime_ctx ctx;
-  runtime_ctx_of (svc, p->container, &ctx);
-  if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, p->container->bundle, NULL,
-                   kill_done_cb, call, &err))
-    return;
-fail:
-  ttrpc_call_fail (call, &err);
+  task_submit_op (arg, call, req->id, req, delete_run);
 }
 
 /* ---- Wait, State, Pids, Connect, Shutdown ---- */
@@ -638,7 +532,7 @@ handle_wait (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__WaitRequest *req = (const void *) msg;
   shim_error_t err = NULL;
-  struct process *p = find_process (arg, req->id, req->exec_id, &err);
+  struct process *p = task_find_process (arg, req->id, req->exec_id, &err);
   if (p == NULL)
     {
       ttrpc_call_fail (call, &err);
@@ -674,7 +568,7 @@ handle_state (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__StateRequest *req = (const void *) msg;
   shim_error_t err = NULL;
-  struct process *p = find_process (arg, req->id, req->exec_id, &err);
+  struct process *p = task_find_process (arg, req->id, req->exec_id, &err);
   if (p == NULL)
     {
       ttrpc_call_fail (call, &err);
@@ -697,112 +591,11 @@ handle_state (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
   ttrpc_call_reply (call, &resp.base);
 }
 
-struct pids_ctx
-{
-  struct task_service *svc;
-  struct ttrpc_call *call;
-  char *id;
-};
-
-/* Exec pids carry their exec id, as containerd.runc.v1.ProcessDetails. */
-static Google__Protobuf__Any *
-exec_details (struct container *c, pid_t pid)
-{
-  struct process *p;
-  if (c == NULL)
-    return NULL;
-  TAILQ_FOREACH (p, &c->execs, link)
-  if (p->pid == pid)
-    {
-      Containerd__Runc__V1__ProcessDetails d = CONTAINERD__RUNC__V1__PROCESS_DETAILS__INIT;
-      d.exec_id = p->exec_id;
-      return pb_any_pack (&d.base);
-    }
-  return NULL;
-}
-
-static int
-reply_pids (struct pids_ctx *ctx, const char *out, shim_error_t *err)
-{
-  cJSON *arr = cJSON_Parse (out);
-  if (!cJSON_IsArray (arr))
-    {
-      cJSON_Delete (arr);
-      return shim_error_make (err, 0, SHIM_UNKNOWN, "runtime ps: output is not a JSON array");
-    }
-  struct container *c = find_container (ctx->svc, ctx->id);
-  size_t n = cJSON_GetArraySize (arr), i = 0;
-  Containerd__V1__Types__ProcessInfo *infos = xcalloc (n, sizeof *infos);
-  Containerd__V1__Types__ProcessInfo **ptrs = xcalloc (n, sizeof *ptrs);
-  const cJSON *e;
-  cJSON_ArrayForEach (e, arr)
-  {
-    if (!cJSON_IsNumber (e))
-      continue;
-    containerd__v1__types__process_info__init (&infos[i]);
-    infos[i].pid = (uint32_t) e->valuedouble;
-    infos[i].info = exec_details (c, (pid_t) e->valuedouble);
-    ptrs[i] = &infos[i];
-    i++;
-  }
-  cJSON_Delete (arr);
-  Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
-  resp.n_processes = i;
-  resp.processes = ptrs;
-  ttrpc_call_reply (ctx->call, &resp.base);
-  for (size_t j = 0; j < i; j++)
-    pb_any_free (infos[j].info);
-  free (infos);
-  free (ptrs);
-  return 0;
-}
-
-static void
-pids_done_cb (struct runtime_result *res, void *arg)
-{
-  struct pids_ctx *ctx = arg;
-  shim_error_t err = NULL;
-  if (res->err)
-    fail_runtime (ctx->call, &res->err);
-  else if (reply_pids (ctx, res->out ? res->out : "", &err) < 0)
-    ttrpc_call_fail (ctx->call, &err);
-  free (ctx->id);
-  free (ctx);
-}
-
-static void
-handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
-{
-  struct task_service *svc = arg;
-  const Containerd__Task__V2__PidsRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  struct container *c = find_container (svc, req->id);
-  if (c == NULL)
-    {
-      shim_error_make (&err, 0, SHIM_NOT_FOUND, "container %s not created", req->id);
-      ttrpc_call_fail (call, &err);
-      return;
-    }
-  struct pids_ctx *ctx = xcalloc (1, sizeof *ctx);
-  ctx->svc = svc;
-  ctx->call = call;
-  ctx->id = xstrdup (req->id);
-  struct runtime_call rc = { .verb = RUNTIME_PS, .id = c->id };
-  struct runtime_ctx rctx;
-  runtime_ctx_of (svc, c, &rctx);
-  if (runtime_run (svc->shim->base, svc->shim->reaper, &rctx, &rc, c->bundle, NULL, pids_done_cb,
-                   ctx, &err))
-    return;
-  free (ctx->id);
-  free (ctx);
-  ttrpc_call_fail (call, &err);
-}
-
 static void
 handle_connect (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__ConnectRequest *req = (const void *) msg;
-  struct container *c = find_container (arg, req->id);
+  struct container *c = task_find_container (arg, req->id);
   Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
   resp.shim_pid = getpid ();
   resp.task_pid = c ? c->init.pid : 0;
@@ -815,7 +608,7 @@ handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg
 {
   struct task_service *svc = arg;
   (void) msg;
-  reply_empty (call);
+  task_reply_empty (call);
   /* A grouped shim keeps serving while any container is left. */
   if (svc->n_containers == 0)
     svc->shim->request_exit (svc->shim);
@@ -841,9 +634,20 @@ struct handler_entry
 };
 
 static const struct handler_entry handlers[] = {
-  { "State", handle_state },     { "Create", handle_create }, { "Start", handle_start },
-  { "Delete", handle_delete },   { "Pids", handle_pids },     { "Kill", handle_kill },
-  { "Wait", handle_wait },       { "Connect", handle_connect }, { "Shutdown", handle_shutdown },
+  { "State", handle_state },
+  { "Create", handle_create },
+  { "Start", task_handle_start },
+  { "Delete", handle_delete },
+  { "Pids", task_handle_pids },
+  { "Pause", task_handle_pause },
+  { "Resume", task_handle_resume },
+  { "Kill", task_handle_kill },
+  { "Exec", task_handle_exec },
+  { "CloseIO", task_handle_close_io },
+  { "Update", task_handle_update },
+  { "Wait", handle_wait },
+  { "Connect", handle_connect },
+  { "Shutdown", handle_shutdown },
 };
 
 static const char *const service_names[] = { "containerd.task.v2.Task", "containerd.task.v3.Task" };
