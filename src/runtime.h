@@ -76,6 +76,10 @@ int runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err);
 char *runtime_log_last_error (const char *text, size_t len);
 /* gRPC code for a runtime error message (one table: "does not exist" -> NOT_FOUND, ...). */
 int runtime_error_code (const char *msg);
+/* The same table with the rows that only make sense for one kind of verb: a bare "exists" at
+ * create (AlreadyExists), and crun's "No such file or directory" for verbs that address an
+ * existing container (NotFound; not create/exec, where ENOENT means a missing file). */
+int runtime_verb_error_code (enum runtime_verb verb, const char *msg);
 
 /* The outcome of runtime_run(). On failure err is set (owned by the callee: it is released
  * after the callback returns unless the callback steals it with steal_ptr(&res->err)). */

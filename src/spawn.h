@@ -59,5 +59,8 @@ struct spawn *spawn_start (struct event_base *base, struct reaper *reaper,
 /* Kills the child (SIGKILL to its group); cb is never called; resources go once it is reaped. */
 void spawn_cancel (struct spawn *s);
 pid_t spawn_pid (const struct spawn *s);
+/* Runs cleanup(arg) when a canceled spawn is finally freed (once it is reaped), since
+ * cb, which would otherwise own arg, is never called then. For wrappers such as runtime_run(). */
+void spawn_set_cancel_cleanup (struct spawn *s, void (*cleanup) (void *arg));
 
 #endif

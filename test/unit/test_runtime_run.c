@@ -1,0 +1,436 @@
+/* runtime_run() end to end against test/fakes/fake-runtime (found through $CSHIM_FAKE_RUNTIME,
+ * else relative to this file, which `make unit` compiles from the repo root). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "reaper.h"
+#include "runtime.h"
+#include "spawn.h"
+#include "util.h"
+
+struct fixture
+{
+  struct event_base *base;
+  struct reaper *reaper;
+  char dir[64];
+  char *fake;
+  char *log_path, *record_path, *pid_path, *stdin_path;
+  struct runtime_cfg cfg;
+  struct runtime_ctx ctx;
+};
+
+struct outcome
+{
+  int calls;
+  int exit_code;
+  shim_error_t err; /* stolen from the result */
+  char *out;
+};
+
+static const char *const fake_vars[] = {
+  "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",  "FAKE_RUNTIME_LOG_ERROR", "FAKE_RUNTIME_STDERR",
+  "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN", "FAKE_RUNTIME_SLEEP",     "FAKE_RUNTIME_PID",
+};
+
+static char *
+fake_runtime_path (void)
+{
+  const char *env = getenv ("CSHIM_FAKE_RUNTIME");
+  if (env && env[0])
+    return xstrdup (env);
+  const char *here = __FILE__; /* .../test/unit/test_runtime_run.c */
+  const char *cut = strstr (here, "unit/test_runtime_run.c");
+  cleanup_free char *rel = xasprintf ("%.*sfakes/fake-runtime", (int) (cut - here), here);
+  char *abs = realpath (rel, NULL);
+  assert_non_null (abs);
+  return abs;
+}
+
+static int
+setup (void **state)
+{
+  struct fixture *f = xcalloc (1, sizeof *f);
+  shim_error_t err = NULL;
+  f->base = event_base_new ();
+  f->reaper = reaper_new (f->base, &err);
+  assert_non_null (f->reaper);
+  snprintf (f->dir, sizeof f->dir, "/tmp/cshim-rt-XXXXXX");
+  assert_non_null (mkdtemp (f->dir));
+  f->fake = fake_runtime_path ();
+  f->log_path = xasprintf ("%s/log.json", f->dir);
+  f->record_path = xasprintf ("%s/record", f->dir);
+  f->pid_path = xasprintf ("%s/init.pid", f->dir);
+  f->stdin_path = xasprintf ("%s/stdin", f->dir);
+  f->cfg = (struct runtime_cfg){ .binary = f->fake, .root = f->dir, .timeout_ms = 10000 };
+  f->ctx = (struct runtime_ctx){ .cfg = &f->cfg, .namespace = "testns", .log_path = f->log_path };
+  setenv ("FAKE_RUNTIME_RECORD", f->record_path, 1);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  struct fixture *f = *state;
+  for (size_t i = 0; i < ARRAY_SIZE (fake_vars); i++)
+    unsetenv (fake_vars[i]);
+  unlink (f->log_path);
+  unlink (f->record_path);
+  unlink (f->pid_path);
+  unlink (f->stdin_path);
+  rmdir (f->dir);
+  free (f->log_path);
+  free (f->record_path);
+  free (f->pid_path);
+  free (f->stdin_path);
+  free (f->fake);
+  reaper_free (f->reaper);
+  event_base_free (f->base);
+  free (f);
+  log_init (NULL, NULL, false);
+  return 0;
+}
+
+static void
+tick_cb (evutil_socket_t fd, short what, void *arg)
+{
+  (void) fd;
+  (void) what;
+  (void) arg;
+}
+
+static bool
+run_until (struct event_base *base, bool (*done) (void *), void *arg, unsigned timeout_ms)
+{
+  uint64_t deadline = now_monotonic_ms () + timeout_ms;
+  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
+  struct timeval tv = { 0, 10 * 1000 };
+  event_add (tick, &tv);
+  while (!done (arg) && now_monotonic_ms () < deadline)
+    event_base_loop (base, EVLOOP_ONCE);
+  event_free (tick);
+  return done (arg);
+}
+
+static bool
+outcome_done (void *arg)
+{
+  return ((struct outcome *) arg)->calls > 0;
+}
+
+static bool
+pid_reaped (void *arg)
+{
+  pid_t pid = *(pid_t *) arg;
+  return kill (pid, 0) < 0 && errno == ESRCH;
+}
+
+static void
+outcome_cb (struct runtime_result *res, void *arg)
+{
+  struct outcome *o = arg;
+  o->calls++;
+  o->exit_code = res->exit_code;
+  o->err = steal_ptr (&res->err);
+  o->out = xstrndup (res->out ? res->out : "", res->out_len);
+}
+
+static void
+outcome_release (struct outcome *o)
+{
+  shim_error_release (&o->err);
+  free (o->out);
+}
+
+static uint64_t
+run_call (struct fixture *f, const struct runtime_call *call, const struct runtime_io *io,
+          struct outcome *o)
+{
+  shim_error_t err = NULL;
+  uint64_t t0 = now_monotonic_ms ();
+  struct spawn *s = runtime_run (f->base, f->reaper, &f->ctx, call, NULL, io, outcome_cb, o, &err);
+  assert_null (err);
+  assert_non_null (s);
+  assert_true (run_until (f->base, outcome_done, o, 15000));
+  assert_int_equal (o->calls, 1);
+  return now_monotonic_ms () - t0;
+}
+
+static void
+append (const char *path, const char *text)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  assert_true (fd >= 0);
+  assert_int_equal (write_all (fd, text, strlen (text)), 0);
+  close (fd);
+}
+
+static char *
+slurp (const char *path)
+{
+  char *text = NULL;
+  shim_error_t err = NULL;
+  assert_int_equal (read_file (path, 1 << 20, &text, NULL, &err), 0);
+  return text;
+}
+
+static void
+test_success_records_argv (void **state)
+{
+  struct fixture *f = *state;
+  log_init ("testns", "c1", true); /* also walks the debug-log path */
+  struct runtime_call call = { .verb = RUNTIME_KILL, .id = "c1", .signal = 15, .all = true };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_int_equal (o.exit_code, 0);
+  assert_null (o.err);
+
+  cleanup_free char *rec = slurp (f->record_path);
+  cleanup_free char *want = xasprintf ("%s\t--root\t%s/testns\t--log\t%s\t--log-format\tjson\t"
+                                       "kill\t--all\tc1\t15\n",
+                                       f->fake, f->dir, f->log_path);
+  assert_string_equal (rec, want);
+  outcome_release (&o);
+}
+
+static void
+test_create_pid_file (void **state)
+{
+  struct fixture *f = *state;
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  uint64_t took = run_call (f, &call, NULL, &o);
+  assert_null (o.err);
+  assert_true (took < 1000); /* the "container" does not hold the captured pipes */
+
+  cleanup_free char *text = slurp (f->pid_path);
+  pid_t pid = 0;
+  shim_error_t err = NULL;
+  assert_int_equal (runtime_parse_pid (text, &pid, &err), 0);
+  assert_true (pid > 0);
+  assert_int_equal (kill (pid, 0), 0);
+  kill (pid, SIGKILL);
+  /* The "container" was re-parented to us; the reaper holds its exit for whoever asks. */
+  assert_true (run_until (f->base, pid_reaped, &pid, 5000));
+  assert_true (reaper_take_cached (f->reaper, pid, NULL, NULL));
+  outcome_release (&o);
+}
+
+static void
+test_failure_uses_new_log_error (void **state)
+{
+  struct fixture *f = *state;
+  append (f->log_path, "{\"level\":\"error\",\"msg\":\"an old failure\",\"time\":\"x\"}\n"
+                       "{\"level\":\"info\",\"msg\":\"old info\"}\n");
+  setenv ("FAKE_RUNTIME_EXIT", "1", 1);
+  setenv ("FAKE_RUNTIME_LOG_ERROR", "container with id exists: c1", 1);
+  setenv ("FAKE_RUNTIME_STDERR", "something on stderr", 1);
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_int_equal (o.exit_code, 1);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg, "create failed: container with id exists: c1");
+  assert_int_equal (o.err->code, SHIM_ALREADY_EXISTS);
+  assert_int_equal (access (f->pid_path, F_OK), -1); /* no pid file on failure */
+  outcome_release (&o);
+}
+
+static void
+test_failure_stderr_not_old_log (void **state)
+{
+  struct fixture *f = *state;
+  append (f->log_path, "{\"level\":\"error\",\"msg\":\"an old failure\"}\n");
+  setenv ("FAKE_RUNTIME_EXIT", "1", 1);
+  setenv ("FAKE_RUNTIME_STDERR", "  container not running  ", 1);
+  struct runtime_call call = { .verb = RUNTIME_KILL, .id = "c1", .signal = 9 };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg, "kill failed: container not running");
+  assert_int_equal (o.err->code, SHIM_NOT_FOUND);
+  outcome_release (&o);
+}
+
+static void
+test_failure_exit_status_only (void **state)
+{
+  struct fixture *f = *state;
+  setenv ("FAKE_RUNTIME_EXIT", "3", 1);
+  struct runtime_call call = { .verb = RUNTIME_DELETE, .id = "c1", .force = true };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_int_equal (o.exit_code, 3);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg, "delete failed: exit status 3");
+  assert_int_equal (o.err->code, SHIM_UNKNOWN);
+  outcome_release (&o);
+}
+
+static void
+test_missing_binary (void **state)
+{
+  struct fixture *f = *state;
+  f->cfg.binary = "/nonexistent/runc";
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg,
+                       "create failed: exec /nonexistent/runc: No such file or directory");
+  assert_int_equal (o.err->code, SHIM_FAILED_PRECONDITION);
+  assert_int_equal (o.err->errno_, ENOENT);
+  outcome_release (&o);
+}
+
+static void
+test_missing_bundle_dir (void **state)
+{
+  struct fixture *f = *state;
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/nonexistent/bundle", .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg,
+                       "create failed: chdir /nonexistent/bundle: No such file or directory");
+  outcome_release (&o);
+}
+
+static void
+test_deadline (void **state)
+{
+  struct fixture *f = *state;
+  f->cfg.timeout_ms = 300;
+  setenv ("FAKE_RUNTIME_SLEEP", "10", 1);
+  struct runtime_call call = { .verb = RUNTIME_STATE, .id = "c1" };
+  struct outcome o = { 0 };
+  uint64_t took = run_call (f, &call, NULL, &o);
+  assert_true (took < 2000);
+  assert_non_null (o.err);
+  cleanup_free char *want
+      = xasprintf ("state failed: runtime %s did not finish within 300 ms (killed)", f->fake);
+  assert_string_equal (o.err->msg, want);
+  assert_int_equal (o.err->code, SHIM_DEADLINE_EXCEEDED);
+  outcome_release (&o);
+}
+
+static void
+test_stdout_and_stdin (void **state)
+{
+  struct fixture *f = *state;
+  setenv ("FAKE_RUNTIME_STDOUT", "[1,2,3]", 1);
+  struct runtime_call ps = { .verb = RUNTIME_PS, .id = "c1" };
+  struct outcome o = { 0 };
+  run_call (f, &ps, NULL, &o);
+  assert_null (o.err);
+  assert_string_equal (o.out, "[1,2,3]");
+  outcome_release (&o);
+
+  unsetenv ("FAKE_RUNTIME_STDOUT");
+  setenv ("FAKE_RUNTIME_STDIN", f->stdin_path, 1);
+  const char *resources = "{\"memory\":{\"limit\":1048576}}";
+  struct runtime_io io = {
+    .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE, .stderr_fd = SPAWN_FD_CAPTURE,
+    .stdin_data = resources, .stdin_len = strlen (resources),
+  };
+  struct runtime_call up = { .verb = RUNTIME_UPDATE, .id = "c1" };
+  struct outcome u = { 0 };
+  run_call (f, &up, &io, &u);
+  assert_null (u.err);
+  cleanup_free char *got = slurp (f->stdin_path);
+  assert_string_equal (got, resources);
+  outcome_release (&u);
+}
+
+static void
+unexpected_cb (struct runtime_result *res, void *arg)
+{
+  (void) res;
+  (*(int *) arg)++;
+}
+
+static void
+test_cancel (void **state)
+{
+  struct fixture *f = *state;
+  setenv ("FAKE_RUNTIME_SLEEP", "10", 1);
+  struct runtime_call call = { .verb = RUNTIME_START, .id = "c1" };
+  int calls = 0;
+  shim_error_t err = NULL;
+  struct spawn *s
+      = runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, unexpected_cb, &calls, &err);
+  assert_non_null (s);
+  pid_t pid = spawn_pid (s);
+  spawn_cancel (s);
+  assert_true (run_until (f->base, pid_reaped, &pid, 5000));
+  assert_int_equal (calls, 0);
+}
+
+/* Released by runtime_run when the callback leaves it. */
+static void
+peek_cb (struct runtime_result *res, void *arg)
+{
+  struct outcome *o = arg;
+  o->calls++;
+  o->exit_code = res->exit_code;
+  assert_non_null (res->err);
+  assert_string_equal (res->err->msg, "pause failed: exit status 2");
+}
+
+static void
+test_error_not_stolen (void **state)
+{
+  struct fixture *f = *state;
+  setenv ("FAKE_RUNTIME_EXIT", "2", 1);
+  struct runtime_call call = { .verb = RUNTIME_PAUSE, .id = "c1" };
+  struct outcome o = { 0 };
+  shim_error_t err = NULL;
+  assert_non_null (
+      runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, peek_cb, &o, &err));
+  assert_true (run_until (f->base, outcome_done, &o, 5000));
+  assert_int_equal (o.exit_code, 2);
+}
+
+int
+main (void)
+{
+  signal (SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_success_records_argv, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_create_pid_file, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_failure_uses_new_log_error, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_failure_stderr_not_old_log, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_failure_exit_status_only, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_missing_binary, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_missing_bundle_dir, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_deadline, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stdout_and_stdin, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cancel, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_error_not_stolen, setup, teardown),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
