@@ -437,12 +437,16 @@ test_cwd (void **state)
   outcome_release (&bad);
 }
 
-/* Only 0, 1, 2 reach the child; the shim's signal mask and ignored signals do not. */
+/* Only 0, 1, 2 reach the child; the shim's signal mask and ignored signals do not. Only the
+ * classic signals (1-31) are compared: the environment may ignore
+ * real-time signals that libc reserves and that nobody can reset. */
 static void
 test_child_environment (void **state)
 {
   char *argv[] = { "/bin/sh", "-c",
-                   "ls /proc/$$/fd | tr '\\n' ' '; grep -E '^Sig(Blk|Ign)' /proc/$$/status",
+                   "ls /proc/$$/fd | tr '\\n' ' '; for k in SigBlk SigIgn; do"
+                   " v=$(grep \"^$k\" /proc/$$/status | cut -f2);"
+                   " printf '%s %d\\n' $k $(( 0x$v & 0x7fffffff )); done",
                    NULL };
   struct spawn_req req = capture_req (argv);
   sigset_t block, old;
@@ -452,7 +456,7 @@ test_child_environment (void **state)
   struct outcome o = { 0 };
   run_req (*state, &req, &o);
   sigprocmask (SIG_SETMASK, &old, NULL);
-  assert_string_equal (o.out, "0 1 2 SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+  assert_string_equal (o.out, "0 1 2 SigBlk 0\nSigIgn 0\n");
   outcome_release (&o);
 }
 
