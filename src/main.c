@@ -21,11 +21,17 @@
 
 #define LISTEN_FD 3
 #define EXIT_DRAIN_MS 3000
+/* A server with no container and no client for this long exits: containerd went away between
+ * `start` and Create, or never sent Shutdown. */
+#define IDLE_EXIT_S 60
 
 struct daemon
 {
   struct shim shim;
-  struct event *sig_term, *sig_int;
+  struct event *sig_term, *sig_int, *idle;
+  struct task_service *tasks;
+  struct ttrpc_server *server;
+  bool was_idle;
   bool exiting;
 };
 
@@ -109,6 +115,23 @@ signal_cb (evutil_socket_t sig, short what, void *arg)
   request_exit (&d->shim);
 }
 
+static void
+idle_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct daemon *d = arg;
+  (void) fd;
+  (void) what;
+  bool idle = task_service_container_count (d->tasks) == 0
+              && ttrpc_server_connection_count (d->server) == 0;
+  /* Idle for two checks in a row, so a client between two calls is not cut off. */
+  if (idle && d->was_idle)
+    {
+      log_info ("no container and no client for %d s", IDLE_EXIT_S);
+      request_exit (&d->shim);
+    }
+  d->was_idle = idle;
+}
+
 /* The listener comes as fd 3 from `start`, or is bound here with -socket. */
 static int
 listener (const struct shim_args *a, char **path, shim_error_t *err)
@@ -163,12 +186,16 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   if (d.shim.reaper == NULL)
     return -1;
   d.shim.publisher = publisher_new (d.shim.base, getenv ("TTRPC_ADDRESS"));
-  struct task_service *svc = task_service_new (&d.shim);
+  struct task_service *svc = d.tasks = task_service_new (&d.shim);
   size_t n_methods;
   const struct ttrpc_method *methods = task_service_methods (&n_methods);
-  struct ttrpc_server *server = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
+  struct ttrpc_server *server = d.server
+      = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
   if (server == NULL)
     return -1;
+  struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
+  d.idle = event_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
+  event_add (d.idle, &idle_tv);
   d.sig_term = evsignal_new (d.shim.base, SIGTERM, signal_cb, &d);
   d.sig_int = evsignal_new (d.shim.base, SIGINT, signal_cb, &d);
   event_add (d.sig_term, NULL);
@@ -183,6 +210,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   publisher_free (d.shim.publisher);
   event_free (d.sig_term);
   event_free (d.sig_int);
+  event_free (d.idle);
   reaper_free (d.shim.reaper);
   event_base_free (d.shim.base);
   return 0;
