@@ -66,16 +66,48 @@ pump_init (struct pump *p, struct proc_io *io)
   p->done = true;
 }
 
-/* Container output: a pipe whose write end goes to the container, copied into the FIFO.
- * The FIFO is opened O_RDWR: that never blocks and, like a held read end, turns a vanished
- * reader into back-pressure instead of EPIPE. */
+/* A `file://` log URI: appended to, directories created as needed. */
+static int
+open_log_file (const char *path, shim_error_t *err)
+{
+  cleanup_free char *dir = xstrdup (path);
+  char *slash = strrchr (dir, '/');
+  if (slash && slash != dir)
+    {
+      *slash = '\0';
+      if (mkdir_p (dir, 0755) < 0)
+        return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "mkdir `%s`", dir);
+    }
+  int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
+  return fd;
+}
+
+/* Where output goes: a FIFO (plain path or fifo://) or a file (file://). The FIFO is opened
+ * O_RDWR: that never blocks and, like a held read end, turns a vanished reader into
+ * back-pressure instead of EPIPE. */
+static int
+open_output (const char *uri, shim_error_t *err)
+{
+  if (strncmp (uri, "file://", 7) == 0)
+    return open_log_file (uri + 7, err);
+  if (strncmp (uri, "fifo://", 7) == 0)
+    uri += 7;
+  if (strstr (uri, "://"))
+    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "unsupported stdio URI `%s`", uri);
+  return open_fifo (uri, O_RDWR, err);
+}
+
+/* Container output: a pipe whose write end goes to the container, copied by the loop into
+ * the sink. */
 static int
 setup_output (struct proc_io *io, struct pump *p, const char *path, int *child_fd,
               const struct proc_io_paths *paths, shim_error_t *err)
 {
   if (!has_path (path))
     return 0;
-  int fifo = open_fifo (path, O_RDWR, err);
+  int fifo = open_output (path, err);
   if (fifo < 0)
     return -1;
   int fds[2];
