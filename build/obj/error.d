@@ -1,3 +1,0 @@
-build/obj/error.o: src/error.c src/error.h src/util.h
-src/error.h:
-src/util.h:

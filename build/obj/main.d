@@ -1,1 +1,0 @@
-build/obj/main.o: src/main.c
