@@ -89,13 +89,14 @@ asan-unit:
 deps:
 	scripts/install-deps
 
-# The one test command: deps, unit tests (plain and sanitized), end-to-end tests
-# (the e2e suite runs the sanitized shim too, see test/e2e/conftest.py).
+# The one test command: deps, unit tests (plain and sanitized), end-to-end tests with the
+# plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see test/e2e/conftest.py).
 check: deps
 	$(MAKE) all headers
 	$(MAKE) unit
 	$(MAKE) asan asan-unit
 	$(MAKE) e2e
+	CSHIM_E2E_ASAN=1 $(MAKE) e2e
 
 demo: deps
 	$(MAKE) all

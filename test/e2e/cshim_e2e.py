@@ -1,0 +1,620 @@
+"""Helpers for the cshim end-to-end tests: a private containerd, ctr, events,
+process, mount and cgroup inspection. Standard library only."""
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+NAMESPACE = "cshim-e2e"
+CSHIM_RUNTIME = "io.containerd.cshim.v2"
+STOCK_RUNTIME = "io.containerd.runc.v2"
+SHIM_BINARY_NAME = "containerd-shim-cshim-v2"
+SOCKET_DIR = Path("/run/containerd/s")
+TASK_STATE_DIR = "io.containerd.runtime.v2.task"
+DEFAULT_TIMEOUT = 30
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+STOCK = os.environ.get("CSHIM_E2E_SHIM", "cshim") == "stock"
+ASAN = os.environ.get("CSHIM_E2E_ASAN") == "1"
+
+
+def build_dir():
+    """The shim's build dir: $CSHIM_BUILD, <repo>/build, or <repo>/build-asan."""
+    if ASAN:
+        return REPO / "build-asan"
+    return Path(os.environ.get("CSHIM_BUILD", REPO / "build")).resolve()
+
+
+def shim_binary():
+    return build_dir() / SHIM_BINARY_NAME
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def describe(proc):
+    """One readable block for a finished command."""
+    return (f"$ {' '.join(map(str, proc.args))}\n"
+            f"exit status: {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+
+
+def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, env=None, input=None):
+    """subprocess.run with a timeout always, text output, and failures that
+    show the whole command, its exit status and its output."""
+    cmd = [str(c) for c in cmd]
+    try:
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                              timeout=timeout, env=env,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(f"$ {' '.join(cmd)}\ntimed out after {timeout}s\n"
+                            f"stdout:\n{exc.stdout}\nstderr:\n{exc.stderr}") from None
+    if check and proc.returncode != 0:
+        raise CommandFailed(describe(proc))
+    return proc
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Poll predicate() until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 f" (last value: {value!r})")
+        time.sleep(interval)
+
+
+# --- processes -------------------------------------------------------------
+
+def process_argv(pid):
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def pids_with_arg(token):
+    """Pids whose argv holds token as a whole argument (like pgrep -f, but
+    exact). The test process itself is excluded."""
+    me = os.getpid()
+    found = []
+    for pid in all_pids():
+        argv = process_argv(pid)
+        if pid != me and argv and token in argv:
+            found.append(pid)
+    return found
+
+
+def pids_with_args(*pair):
+    """Pids whose argv holds the given arguments next to each other."""
+    found = []
+    n = len(pair)
+    for pid in all_pids():
+        argv = process_argv(pid) or []
+        if any(tuple(argv[i:i + n]) == pair for i in range(len(argv) - n + 1)):
+            found.append(pid)
+    return found
+
+
+def parent_pid(pid):
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def catches_signal(pid, signum):
+    """True once pid has installed a handler for signum (SigCgt mask)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M)
+    return bool(mask and int(mask.group(1), 16) & (1 << (signum - 1)))
+
+
+def kill_and_wait(pid, timeout=10.0):
+    """SIGTERM, then SIGKILL, a process we are responsible for."""
+    for sig, grace in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def stop_popen(proc, timeout=10.0):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# --- mounts and cgroups ------------------------------------------------------
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(path):
+    """Mount points at or below path, deepest first."""
+    prefix = str(path).rstrip("/")
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = _unescape_mountinfo(line.split()[4])
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount_all_under(path):
+    for point in mounts_under(path):
+        proc = run(["umount", point], check=False)
+        if proc.returncode != 0:
+            run(["umount", "-l", point], check=False)
+
+
+def cgroup_dirs(*parts):
+    """Directories for cgroup path /parts... in every mounted hierarchy."""
+    root = Path("/sys/fs/cgroup")
+    rel = Path(*parts)
+    if (root / "cgroup.controllers").exists():  # pure v2
+        candidates = [root / rel]
+    else:
+        candidates = [h / rel for h in root.iterdir() if h.is_dir()]
+    return [d for d in candidates if d.is_dir()]
+
+
+def cgroup_pids(*parts):
+    pids = set()
+    for d in cgroup_dirs(*parts):
+        try:
+            pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return pids
+
+
+def remove_cgroups(*parts):
+    for d in cgroup_dirs(*parts):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+# --- shim sockets --------------------------------------------------------------
+
+def shim_socket_path(address, namespace, container_id):
+    """Where a shim started by containerd at address listens for container_id:
+    unix:///run/containerd/s/<sha256("<address>/<ns>/<id>")>, as upstream."""
+    key = os.path.normpath(f"{address}/{namespace}/{container_id}")
+    return SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()
+
+
+def socket_listing():
+    try:
+        return set(os.listdir(SOCKET_DIR))
+    except FileNotFoundError:
+        return set()
+
+
+def socket_accepts(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1)
+        sock.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def stale_sockets(names):
+    """The shim sockets among names (in /run/containerd/s) nobody serves."""
+    return sorted(n for n in names if not socket_accepts(SOCKET_DIR / n))
+
+
+def remove_stale_socket(path):
+    """Remove a shim socket nobody serves any more (a killed shim's)."""
+    if path.exists() and not socket_accepts(path):
+        path.unlink(missing_ok=True)
+
+
+def remove_fifos(container_ids, fifo_root=Path("/run/containerd/fifo")):
+    """ctr keeps a detached task's stdio FIFOs in fifo_root/<n>/<id>-std*
+    until `ctr task rm`; remove ours when a task vanished without it."""
+    names = {f"{cid}-{stream}" for cid in container_ids
+             for stream in ("stdin", "stdout", "stderr")}
+    try:
+        dirs = [d for d in fifo_root.iterdir() if d.is_dir()]
+    except FileNotFoundError:
+        return
+    for directory in dirs:
+        entries = list(directory.iterdir())
+        ours = [e for e in entries if e.name in names]
+        for entry in ours:
+            entry.unlink(missing_ok=True)
+        if ours and len(ours) == len(entries):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+
+
+# --- events ------------------------------------------------------------------
+
+class Event:
+    def __init__(self, namespace, topic, data, raw):
+        self.namespace = namespace
+        self.topic = topic
+        self.data = data
+        self.raw = raw
+
+    def concerns(self, container_id):
+        if self.data.get("container_id") == container_id:
+            return True
+        return self.topic.startswith("/containers/") and self.data.get("id") == container_id
+
+    def __repr__(self):
+        return f"Event({self.topic} {self.data})"
+
+
+def parse_event_line(line):
+    """`ctr events` prints: DATE TIME +ZONE ZONE NAMESPACE TOPIC JSON."""
+    parts = line.rstrip("\n").split(None, 6)
+    if len(parts) < 6 or not parts[5].startswith("/"):
+        return None
+    try:
+        data = json.loads(parts[6]) if len(parts) == 7 else {}
+    except ValueError:
+        data = {}
+    return Event(parts[4], parts[5], data if isinstance(data, dict) else {}, line)
+
+
+class EventStream:
+    """A background `ctr events`, subscribed before start() returns."""
+
+    def __init__(self, containerd):
+        self.containerd = containerd
+        self.events = []
+        self.lines = []
+        self._cond = threading.Condition()
+        self.proc = containerd.popen(["events"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            event = parse_event_line(line)
+            with self._cond:
+                self.lines.append(line)
+                if event:
+                    self.events.append(event)
+                self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout=15.0, what="event"):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"no {what} within {timeout}s; ctr events printed:\n"
+                        + "".join(self.lines[-50:]))
+                self._cond.wait(min(remaining, 0.5))
+
+    def sync(self, timeout=15.0):
+        """Make sure the subscription is live: create namespaces until the
+        stream reports one (an event published before subscribing is lost)."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            name = f"probe-{os.getpid()}-{id(self)}-{attempt}"
+            self.containerd.ctr("namespaces", "create", name)
+            try:
+                self.wait_for(lambda e: e.topic == "/namespaces/create"
+                              and e.data.get("name") == name,
+                              timeout=min(0.25, max(0.05, deadline - time.monotonic())),
+                              what=f"probe event {name}")
+                return self
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+            finally:
+                self.containerd.ctr("namespaces", "remove", name, check=False)
+
+    def for_container(self, container_id):
+        with self._cond:
+            return [e for e in self.events if e.concerns(container_id)]
+
+    def wait_topic(self, container_id, topic, timeout=15.0):
+        return self.wait_for(lambda e: e.topic == topic and e.concerns(container_id),
+                             timeout=timeout, what=f"{topic} for {container_id}")
+
+    def close(self):
+        stop_popen(self.proc)
+        self._reader.join(timeout=5)
+
+
+# --- containerd ----------------------------------------------------------------
+
+CONFIG_TEMPLATE = """\
+version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{sock}.ttrpc"
+
+[debug]
+  address = ""
+  level = "debug"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+"""
+
+
+class Containerd:
+    """A private containerd owned by this process: own root, state, sockets;
+    path_prefix dirs first on its PATH (that is where it finds shims)."""
+
+    live = []
+
+    def __init__(self, directory, label, path_prefix=(), extra_env=None,
+                 namespace=NAMESPACE):
+        self.dir = Path(directory)
+        self.label = label
+        self.namespace = namespace
+        self.sock = str(self.dir / "containerd.sock")
+        self.log_path = self.dir / "containerd.log"
+        self.state = self.dir / "state"
+        self.path_prefix = [str(p) for p in path_prefix]
+        self.extra_env = dict(extra_env or {})
+        self.proc = None
+        self.children = []  # Popen objects started through popen()
+        self.container_ids = set()
+        if len(self.sock) + len(".ttrpc") >= 108:
+            raise ValueError(f"socket path too long for AF_UNIX: {self.sock}")
+
+    # process management
+    def env(self):
+        env = dict(os.environ)
+        env["PATH"] = ":".join(self.path_prefix + [env.get("PATH", ""), SYSTEM_PATH])
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout=30.0):
+        for sub in ("root", "state", "opt"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        config = self.dir / "config.toml"
+        config.write_text(CONFIG_TEMPLATE.format(dir=self.dir, sock=self.sock))
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                ["containerd", "--config", str(config)], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, env=self.env(),
+                start_new_session=True)
+        finally:
+            log.close()
+        (self.dir / "containerd.pid").write_text(f"{self.proc.pid}\n")
+        Containerd.live.append(self)
+        deadline = time.monotonic() + timeout
+        while self.ctr("version", check=False, timeout=5).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"containerd ({self.label}) did not come up:\n"
+                                   + self.log_tail(30))
+            time.sleep(0.05)
+        return self
+
+    def ctr_argv(self, *args, namespace=None):
+        return ["ctr", "-a", self.sock, "-n", namespace or self.namespace,
+                *[str(a) for a in args]]
+
+    def ctr(self, *args, check=True, timeout=DEFAULT_TIMEOUT, namespace=None, input=None):
+        return run(self.ctr_argv(*args, namespace=namespace), check=check,
+                   timeout=timeout, input=input)
+
+    def popen(self, args, **kwargs):
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(self.ctr_argv(*args), **kwargs)
+        self.children.append(proc)
+        return proc
+
+    # inspection
+    def bundle(self, container_id, namespace=None):
+        return self.state / TASK_STATE_DIR / (namespace or self.namespace) / container_id
+
+    def tasks(self):
+        """{id: (pid, status)} from `ctr task ls`."""
+        table = {}
+        for line in self.ctr("task", "ls").stdout.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3:
+                table[fields[0]] = (int(fields[1]), fields[2])
+        return table
+
+    def containers(self):
+        return set(self.ctr("containers", "ls", "-q").stdout.split())
+
+    def socket_path(self, container_id, namespace=None):
+        return shim_socket_path(self.sock, namespace or self.namespace, container_id)
+
+    def shim_pids(self):
+        """Shims started by this containerd (they carry -address <sock>)."""
+        return pids_with_args("-address", self.sock)
+
+    def log_tail(self, lines=40, matching=()):
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        if matching:
+            text = [t for t in text if any(m in t for m in matching)]
+        return "\n".join(text[-lines:])
+
+    # cleanup
+    def remove_container(self, container_id, namespace=None):
+        """Kill and delete the task, delete the container; ignore what is absent."""
+        ns = namespace or self.namespace
+        self.ctr("task", "kill", "-a", "-s", "SIGKILL", container_id,
+                 namespace=ns, check=False)
+        self.ctr("task", "delete", "-f", container_id, namespace=ns, check=False)
+        self.ctr("containers", "delete", container_id, namespace=ns, check=False)
+
+    def kill_container_processes(self, container_id, namespace=None):
+        ns = namespace or self.namespace
+        for pid in cgroup_pids(ns, container_id):
+            kill_and_wait(pid, timeout=2)
+        remove_cgroups(ns, container_id)
+
+    def stop(self):
+        """Remove every container, stop containerd and every shim it started
+        (by pid), unmount leftovers, keep the log as an artifact."""
+        if self in Containerd.live:
+            Containerd.live.remove(self)
+        for child in self.children:
+            stop_popen(child)
+        if self.proc and self.proc.poll() is None:
+            self._remove_all_containers()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        for pid in self.shim_pids():
+            kill_and_wait(pid)
+        for cid in self.container_ids:
+            self.kill_container_processes(cid)
+            remove_stale_socket(self.socket_path(cid))
+        remove_fifos(self.container_ids)
+        remove_cgroups(self.namespace)
+        try:  # the stock shim's default runtime root, when no root was given
+            (Path("/run/containerd/runc") / self.namespace).rmdir()
+        except OSError:
+            pass
+        unmount_all_under(self.dir)
+        self._keep_log()
+
+    def _remove_all_containers(self):
+        listed = self.ctr("namespaces", "ls", "-q", check=False)
+        for ns in listed.stdout.split():
+            tasks = self.ctr("task", "ls", "-q", namespace=ns, check=False).stdout.split()
+            containers = self.ctr("containers", "ls", "-q", namespace=ns,
+                                  check=False).stdout.split()
+            for cid in set(tasks) | set(containers):
+                self.remove_container(cid, namespace=ns)
+
+    def _keep_log(self):
+        ARTIFACTS.mkdir(exist_ok=True)
+        if self.log_path.exists():
+            shutil.copyfile(self.log_path, ARTIFACTS / f"containerd-{self.label}.log")
+
+
+# --- rootfs and image ---------------------------------------------------------
+
+def _add_blob(archive, data, media_type):
+    digest = hashlib.sha256(data).hexdigest()
+    info = tarfile.TarInfo(f"blobs/sha256/{digest}")
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _add_file(archive, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+
+
+def build_oci_archive(rootfs, ref, output):
+    """Write a one-layer OCI image archive of rootfs for `ctr image import`,
+    so tests can run from a snapshot that the shim has to mount."""
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        for name in sorted(os.listdir(rootfs)):
+            layer.add(os.path.join(rootfs, name), arcname=name)
+    layer_data = layer_buf.getvalue()
+    config = {
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                                    os.uname().machine),
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers",
+                   "diff_ids": [f"sha256:{hashlib.sha256(layer_data).hexdigest()}"]},
+    }
+    with tarfile.open(output, "w") as archive:
+        layer_desc = _add_blob(archive, layer_data, "application/vnd.oci.image.layer.v1.tar")
+        config_desc = _add_blob(archive, json.dumps(config).encode(),
+                                "application/vnd.oci.image.config.v1+json")
+        manifest = {"schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": config_desc, "layers": [layer_desc]}
+        manifest_desc = _add_blob(archive, json.dumps(manifest).encode(),
+                                  "application/vnd.oci.image.manifest.v1+json")
+        manifest_desc["annotations"] = {"io.containerd.image.name": ref,
+                                        "org.opencontainers.image.ref.name": ref}
+        index = {"schemaVersion": 2,
+                 "mediaType": "application/vnd.oci.image.index.v1+json",
+                 "manifests": [manifest_desc]}
+        _add_file(archive, "index.json", json.dumps(index).encode())
+        _add_file(archive, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    return output
