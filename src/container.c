@@ -66,6 +66,7 @@ container_free (struct container *c)
   free (c->bundle);
   free (c->log_path);
   free (c->rootfs);
+  free (c->checkpoint);
   free (c);
 }
 

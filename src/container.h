@@ -71,6 +71,7 @@ struct container
   char *bundle;
   char *log_path; /* <bundle>/log.json: the runtime's --log */
   char *rootfs; /* <bundle>/rootfs when we mounted it, else NULL */
+  char *checkpoint; /* Create asked to restore from this image: the runtime restores at Start */
   struct task_options opts;
   struct process init;
   struct process_list execs;

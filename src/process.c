@@ -12,7 +12,7 @@ static const char *const state_names[PROCESS_N_STATES] = {
 static const char *const verb_names[PROCESS_N_VERBS] = {
   [PROCESS_START] = "start",   [PROCESS_KILL] = "kill",     [PROCESS_PAUSE] = "pause",
   [PROCESS_RESUME] = "resume", [PROCESS_DELETE] = "delete", [PROCESS_EXEC] = "exec",
-  [PROCESS_UPDATE] = "update", [PROCESS_EXIT] = "exit",
+  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint", [PROCESS_EXIT] = "exit",
 };
 
 struct transition
@@ -37,6 +37,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_DELETE] = OK (PROCESS_DELETED),
     [PROCESS_EXEC] = STAY,
     [PROCESS_UPDATE] = STAY,
+    [PROCESS_CHECKPOINT] = BAD ("cannot checkpoint task %s in created state"),
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_RUNNING] = {
@@ -47,6 +48,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_DELETE] = BAD ("cannot delete a running process %s"),
     [PROCESS_EXEC] = STAY,
     [PROCESS_UPDATE] = STAY,
+    [PROCESS_CHECKPOINT] = STAY,
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_PAUSED] = {
@@ -57,6 +59,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_DELETE] = BAD ("cannot delete a paused process %s"),
     [PROCESS_EXEC] = BAD ("cannot exec in a paused container %s"),
     [PROCESS_UPDATE] = STAY,
+    [PROCESS_CHECKPOINT] = STAY,
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_STOPPED] = {
@@ -67,6 +70,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_DELETE] = OK (PROCESS_DELETED),
     [PROCESS_EXEC] = BAD ("container %s init process is not running"),
     [PROCESS_UPDATE] = BAD ("cannot update a stopped process %s"),
+    [PROCESS_CHECKPOINT] = BAD ("cannot checkpoint a stopped process %s"),
     [PROCESS_EXIT] = STAY,
   },
   [PROCESS_DELETED] = {
@@ -77,6 +81,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_DELETE] = NO (SHIM_NOT_FOUND, "process %s deleted"),
     [PROCESS_EXEC] = NO (SHIM_NOT_FOUND, "process %s deleted"),
     [PROCESS_UPDATE] = NO (SHIM_NOT_FOUND, "process %s deleted"),
+    [PROCESS_CHECKPOINT] = NO (SHIM_NOT_FOUND, "process %s deleted"),
     [PROCESS_EXIT] = STAY,
   },
 };

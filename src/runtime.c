@@ -40,6 +40,16 @@ enum arg_src
   ARG_NO_KEYRING,
   ARG_ID,       /* positional */
   ARG_SIGNAL,
+  ARG_IMAGE,    /* CRIU: strings */
+  ARG_WORK,
+  ARG_PARENT,
+  ARG_CGROUPS_MODE,
+  ARG_TCP,      /* CRIU: booleans */
+  ARG_EXT_UNIX,
+  ARG_SHELL_JOB,
+  ARG_FILE_LOCKS,
+  ARG_LEAVE_RUNNING,
+  ARG_EMPTY_NS, /* CRIU: repeated */
 };
 
 struct verb_arg
@@ -52,7 +62,7 @@ struct verb_arg
 struct verb_spec
 {
   const char *name;
-  struct verb_arg args[7];
+  struct verb_arg args[18];
 };
 
 static const struct verb_spec verb_specs[] = {
@@ -78,6 +88,34 @@ static const struct verb_spec verb_specs[] = {
                        { ARG_PID_FILE, "--pid-file", NULL },
                        { ARG_ID, NULL, NULL } } },
   [RUNTIME_UPDATE] = { "update", { { ARG_LITERAL, "--resources", "-" }, { ARG_ID, NULL, NULL } } },
+  [RUNTIME_CHECKPOINT] = { "checkpoint",
+                           { { ARG_IMAGE, "--image-path", NULL },
+                             { ARG_WORK, "--work-path", NULL },
+                             { ARG_PARENT, "--parent-path", NULL },
+                             { ARG_TCP, "--tcp-established", NULL },
+                             { ARG_EXT_UNIX, "--ext-unix-sk", NULL },
+                             { ARG_SHELL_JOB, "--shell-job", NULL },
+                             { ARG_FILE_LOCKS, "--file-locks", NULL },
+                             { ARG_EMPTY_NS, "--empty-ns", NULL },
+                             { ARG_CGROUPS_MODE, "--manage-cgroups-mode", NULL },
+                             { ARG_LEAVE_RUNNING, "--leave-running", NULL },
+                             { ARG_ID, NULL, NULL } } },
+  [RUNTIME_RESTORE] = { "restore",
+                        { { ARG_IMAGE, "--image-path", NULL },
+                          { ARG_WORK, "--work-path", NULL },
+                          { ARG_TCP, "--tcp-established", NULL },
+                          { ARG_EXT_UNIX, "--ext-unix-sk", NULL },
+                          { ARG_SHELL_JOB, "--shell-job", NULL },
+                          { ARG_FILE_LOCKS, "--file-locks", NULL },
+                          { ARG_EMPTY_NS, "--empty-ns", NULL },
+                          { ARG_CGROUPS_MODE, "--manage-cgroups-mode", NULL },
+                          { ARG_LITERAL, "--detach", NULL },
+                          { ARG_PID_FILE, "--pid-file", NULL },
+                          { ARG_CONSOLE, "--console-socket", NULL },
+                          { ARG_NO_PIVOT, "--no-pivot", NULL },
+                          { ARG_LITERAL, "--no-subreaper", NULL },
+                          { ARG_BUNDLE, "--bundle", NULL },
+                          { ARG_ID, NULL, NULL } } },
 };
 
 static const struct runtime_cfg default_cfg;
@@ -115,8 +153,38 @@ arg_string (enum arg_src src, const struct runtime_call *call)
       return call->console_socket;
     case ARG_PROCESS:
       return call->process_file;
+    case ARG_IMAGE:
+      return call->criu ? call->criu->image_path : NULL;
+    case ARG_WORK:
+      return call->criu ? call->criu->work_path : NULL;
+    case ARG_PARENT:
+      return call->criu ? call->criu->parent_path : NULL;
+    case ARG_CGROUPS_MODE:
+      return call->criu ? call->criu->cgroups_mode : NULL;
     default:
       return NULL;
+    }
+}
+
+static bool
+criu_bool (enum arg_src src, const struct runtime_criu *criu)
+{
+  if (criu == NULL)
+    return false;
+  switch (src)
+    {
+    case ARG_TCP:
+      return criu->tcp_established;
+    case ARG_EXT_UNIX:
+      return criu->ext_unix_sk;
+    case ARG_SHELL_JOB:
+      return criu->shell_job;
+    case ARG_FILE_LOCKS:
+      return criu->file_locks;
+    case ARG_LEAVE_RUNNING:
+      return criu->leave_running;
+    default:
+      return false;
     }
 }
 
@@ -134,7 +202,7 @@ arg_bool (enum arg_src src, const struct runtime_cfg *cfg, const struct runtime_
     case ARG_NO_KEYRING:
       return cfg->no_new_keyring;
     default:
-      return false;
+      return criu_bool (src, call->criu);
     }
 }
 
@@ -147,6 +215,12 @@ push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_cfg 
     strv_push (argv, call->id);
   else if (a->src == ARG_SIGNAL)
     strv_pushf (argv, "%d", call->signal);
+  else if (a->src == ARG_EMPTY_NS)
+    for (char *const *ns = call->criu ? call->criu->empty_ns : NULL; ns && *ns; ns++)
+      {
+        strv_push (argv, a->flag);
+        strv_push (argv, *ns);
+      }
   else if (a->src == ARG_LITERAL)
     {
       strv_push (argv, a->flag);

@@ -40,6 +40,23 @@ enum runtime_verb
   RUNTIME_RESUME,
   RUNTIME_EXEC,
   RUNTIME_UPDATE,
+  RUNTIME_CHECKPOINT,
+  RUNTIME_RESTORE,
+};
+
+/* CRIU options shared by checkpoint and restore (from containerd's CheckpointOptions). */
+struct runtime_criu
+{
+  const char *image_path;
+  const char *work_path;
+  const char *parent_path;  /* checkpoint only */
+  const char *cgroups_mode; /* --manage-cgroups-mode */
+  char *const *empty_ns;    /* --empty-ns, repeated; NULL-terminated or NULL */
+  bool tcp_established;
+  bool ext_unix_sk;
+  bool shell_job;
+  bool file_locks;
+  bool leave_running;       /* checkpoint only: keep the container running */
 };
 
 /* One invocation. Fields not used by a verb are ignored. */
@@ -54,6 +71,7 @@ struct runtime_call
   int signal;                 /* kill */
   bool all;                   /* kill --all */
   bool force;                 /* delete --force */
+  const struct runtime_criu *criu; /* checkpoint, restore */
 };
 
 /* Everything the runtime needs beyond the call: where it logs, which namespace. */

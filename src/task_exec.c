@@ -68,7 +68,8 @@ start_done_cb (struct runtime_result *res, void *arg)
   shim_error_t err = NULL;
   op->spawn = NULL;
   drop_spec (p);
-  if (res->err == NULL && !process_is_init (p))
+  /* create read the init pid already, except when the process came from restore. */
+  if (res->err == NULL && (!process_is_init (p) || c->checkpoint))
     {
       cleanup_free char *pid_file = exec_pid_file (p);
       task_watch_pid_file (svc, p, pid_file, &err);
@@ -92,14 +93,21 @@ start_done_cb (struct runtime_result *res, void *arg)
   container_op_done (c);
 }
 
+/* Runs the runtime call that starts p with its stdio: `exec` for an exec process, `restore`
+ * for an init process created from a checkpoint. */
 static struct spawn *
-start_exec (struct task_service *svc, struct op *op, struct process *p, shim_error_t *err)
+start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_error_t *err)
 {
   struct container *c = p->container;
   cleanup_free char *pid_file = exec_pid_file (p);
   unlink (pid_file);
+  cleanup_free char *work = xasprintf ("%s/criu-work", c->bundle);
+  struct runtime_criu criu = { .image_path = c->checkpoint, .work_path = work };
   struct runtime_call rc = { .verb = RUNTIME_EXEC, .id = c->id, .pid_file = pid_file,
                              .process_file = p->spec_path };
+  if (process_is_init (p))
+    rc = (struct runtime_call){ .verb = RUNTIME_RESTORE, .id = c->id, .pid_file = pid_file,
+                                .bundle = c->bundle, .criu = &criu };
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
   int fds[3];
@@ -129,7 +137,7 @@ start_run (struct op *op)
   if (p)
     {
       op->process = p;
-      if (process_is_init (p))
+      if (process_is_init (p) && c->checkpoint == NULL)
         {
           struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
           struct runtime_ctx ctx;
@@ -138,7 +146,7 @@ start_run (struct op *op)
                                    NULL, start_done_cb, op, &err);
         }
       else
-        op->spawn = start_exec (svc, op, p, &err);
+        op->spawn = start_with_io (svc, op, p, &err);
       if (op->spawn)
         return;
     }

@@ -50,6 +50,9 @@ void task_delete_exec (struct op *op, struct process *p);
 /* The init process exited: execs left running are killed so its exit can be published. */
 void task_kill_execs (struct container *c);
 
+/* task_checkpoint.c */
+void task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
+
 /* task_control.c */
 void task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);

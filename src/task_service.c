@@ -351,7 +351,7 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
   if (req->terminal)
     return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "terminal tasks are unsupported");
   if (req->checkpoint && req->checkpoint[0])
-    return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "restore from a checkpoint is unsupported");
+    c->checkpoint = xstrdup (req->checkpoint);
   if (config_apply_start_options (&c->opts, c->bundle, err) < 0
       || config_apply_any (&c->opts, req->options, err) < 0
       || config_save (&c->opts, c->bundle, err) < 0 || mount_rootfs (c, req, err) < 0)
@@ -375,6 +375,16 @@ create_run (struct op *op)
   if (create_prepare (c, req, &err) < 0)
     {
       create_failed (svc, c, op->call, &err);
+      return;
+    }
+  if (c->checkpoint)
+    {
+      /* Restoring: the runtime's `restore` creates and starts in one step, at Start. */
+      publish_create (svc, c, req);
+      Containerd__Task__V2__CreateTaskResponse resp
+          = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
+      ttrpc_call_reply (op->call, &resp.base);
+      container_op_done (c);
       return;
     }
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
@@ -641,6 +651,7 @@ static const struct handler_entry handlers[] = {
   { "Pids", task_handle_pids },
   { "Pause", task_handle_pause },
   { "Resume", task_handle_resume },
+  { "Checkpoint", task_handle_checkpoint },
   { "Kill", task_handle_kill },
   { "Exec", task_handle_exec },
   { "CloseIO", task_handle_close_io },

@@ -180,6 +180,46 @@ test_argv_exec (void **state)
 }
 
 static void
+test_argv_checkpoint (void **state)
+{
+  (void) state;
+  char *empty[] = { "network", "ipc", NULL };
+  struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .leave_running = true };
+  struct runtime_call call = { .verb = RUNTIME_CHECKPOINT, .id = "c1", .criu = &criu };
+  const char *want[] = { "runc", "--root", "/run/containerd/runc/default", "checkpoint",
+                         "--image-path", "/ck", "--work-path", "/w", "--leave-running", "c1",
+                         NULL };
+  assert_argv (runtime_argv (&plain_ctx, &call), want);
+
+  criu = (struct runtime_criu){ .image_path = "/ck", .work_path = "/w", .parent_path = "/p",
+                                .tcp_established = true, .ext_unix_sk = true, .shell_job = true,
+                                .file_locks = true, .empty_ns = empty, .cgroups_mode = "soft" };
+  const char *want_all[] = { "runc", "--root", "/run/containerd/runc/default", "checkpoint",
+                             "--image-path", "/ck", "--work-path", "/w", "--parent-path", "/p",
+                             "--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
+                             "--empty-ns", "network", "--empty-ns", "ipc",
+                             "--manage-cgroups-mode", "soft", "c1", NULL };
+  assert_argv (runtime_argv (&plain_ctx, &call), want_all);
+}
+
+static void
+test_argv_restore (void **state)
+{
+  (void) state;
+  struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .shell_job = true,
+                               .leave_running = true, .parent_path = "/ignored" };
+  struct runtime_cfg cfg = { .no_pivot_root = true };
+  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "ns" };
+  struct runtime_call call = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b",
+                               .pid_file = "/b/init.pid", .criu = &criu };
+  const char *want[] = { "runc", "--root", "/run/containerd/runc/ns", "restore", "--image-path",
+                         "/ck", "--work-path", "/w", "--shell-job", "--detach", "--pid-file",
+                         "/b/init.pid", "--no-pivot", "--no-subreaper", "--bundle", "/b", "c1",
+                         NULL };
+  assert_argv (runtime_argv (&ctx, &call), want);
+}
+
+static void
 test_argv_extra_args_before_verb (void **state)
 {
   (void) state;
@@ -365,6 +405,8 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_argv_create_minimal),
+    cmocka_unit_test (test_argv_checkpoint),
+    cmocka_unit_test (test_argv_restore),
     cmocka_unit_test (test_argv_create_full),
     cmocka_unit_test (test_argv_defaults),
     cmocka_unit_test (test_argv_root_join),
