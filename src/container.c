@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
+#include "oom.h"
 #include "procio.h"
 #include "reaper.h"
 #include "spawn.h"
@@ -67,6 +69,8 @@ container_free (struct container *c)
   free (c->log_path);
   free (c->rootfs);
   free (c->checkpoint);
+  oom_watch_free (c->oom);
+  cgroup_free (c->cgroup);
   free (c);
 }
 

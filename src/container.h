@@ -14,6 +14,8 @@
 #include "process.h"
 
 struct container;
+struct cgroup;
+struct oom_watch;
 struct proc_io;
 struct reaper_watch;
 struct ttrpc_call;
@@ -71,6 +73,8 @@ struct container
   char *bundle;
   char *log_path; /* <bundle>/log.json: the runtime's --log */
   char *rootfs; /* <bundle>/rootfs when we mounted it, else NULL */
+  struct cgroup *cgroup;  /* the init's cgroups, resolved once it exists */
+  struct oom_watch *oom;  /* armed right after create */
   char *checkpoint; /* Create asked to restore from this image: the runtime restores at Start */
   struct task_options opts;
   struct process init;

@@ -10,10 +10,12 @@
 #include "containerd/runc/v1/options.pb-c.h"
 #include "containerd/task/v2/task.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
+#include "cgroup.h"
 #include "pb.h"
 #include "procio.h"
 #include "runtime.h"
 #include "shim.h"
+#include "stats.h"
 #include "spawn.h"
 #include "task_internal.h"
 #include "ttrpc_server.h"
@@ -306,4 +308,28 @@ task_handle_close_io (struct ttrpc_call *call, const ProtobufCMessage *msg, void
   if (p->io)
     proc_io_close_stdin (p->io);
   task_reply_empty (call);
+}
+
+/* ---- Stats: read from the cgroup files, never by forking the runtime ---- */
+
+void
+task_handle_stats (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__StatsRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct container *c = task_get_container (arg, req->id, &err);
+  if (c && c->cgroup == NULL && c->init.pid > 0)
+    c->cgroup = cgroup_of_pid (c->init.pid, &err);
+  if (c && c->cgroup == NULL && err == NULL)
+    shim_error_make (&err, 0, SHIM_NOT_FOUND, "cgroup does not exist");
+  Google__Protobuf__Any *stats = err ? NULL : stats_collect (c->cgroup, &err);
+  if (stats == NULL)
+    {
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  Containerd__Task__V2__StatsResponse resp = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
+  resp.stats = stats;
+  ttrpc_call_reply (call, &resp.base);
+  pb_any_free (stats);
 }

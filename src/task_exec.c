@@ -84,6 +84,8 @@ start_done_cb (struct runtime_result *res, void *arg)
     }
   p->state = process_next (p->state, PROCESS_START);
   p->started = true;
+  if (process_is_init (p) && c->checkpoint)
+    task_watch_oom (svc, c);
   publish_started (svc, p);
   Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
   resp.pid = p->pid;

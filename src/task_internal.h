@@ -41,6 +41,8 @@ void task_submit_op (struct task_service *svc, struct ttrpc_call *call, const ch
 void task_release_process (struct task_service *svc, struct process *p);
 void task_destroy_container (struct task_service *svc, struct container *c);
 void task_reply_delete (struct ttrpc_call *call, const struct process *p);
+/* Resolves the init's cgroups and arms OOM events (after create or restore). */
+void task_watch_oom (struct task_service *svc, struct container *c);
 
 /* task_exec.c */
 void task_handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
@@ -59,6 +61,7 @@ void task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, voi
 void task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_resume (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_update (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
+void task_handle_stats (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_close_io (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 
 #endif

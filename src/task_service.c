@@ -15,8 +15,10 @@
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "cgroup.h"
 #include "log.h"
 #include "mount.h"
+#include "oom.h"
 #include "pb.h"
 #include "procio.h"
 #include "publisher.h"
@@ -133,9 +135,43 @@ answer_waiters (struct process *p)
 }
 
 static void
+publish_oom (struct task_service *svc, struct container *c)
+{
+  Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+  ev.container_id = c->id;
+  task_publish (svc, "/tasks/oom", &ev.base);
+}
+
+static void
+oom_cb (void *arg)
+{
+  struct container *c = arg;
+  log_info ("container %s: OOM", c->id);
+  publish_oom (c->service, c);
+}
+
+/* OOM is watched from right after create, so a process that is already paused in its cgroup
+ * is covered; a failure to watch is logged, not fatal. */
+void
+task_watch_oom (struct task_service *svc, struct container *c)
+{
+  cleanup_error shim_error_t err = NULL;
+  if (c->cgroup == NULL)
+    c->cgroup = cgroup_of_pid (c->init.pid, &err);
+  if (c->cgroup && c->oom == NULL)
+    c->oom = oom_watch_new (svc->shim->base, c->cgroup, oom_cb, c, &err);
+  if (err)
+    log_warn ("container %s: no OOM events: %s", c->id, err->msg);
+}
+
+static void
 publish_exit (struct task_service *svc, struct process *p)
 {
   p->exit_published = true;
+  /* An OOM kill the watch has not reported yet goes out now: TaskOOM always precedes the
+   * container's TaskExit. */
+  if (process_is_init (p) && p->container->oom && oom_watch_check (p->container->oom))
+    publish_oom (svc, p->container);
   if (p->started)
     {
       Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -337,6 +373,7 @@ create_done_cb (struct runtime_result *res, void *arg)
       create_failed (svc, c, op->call, &err);
       return;
     }
+  task_watch_oom (svc, c);
   publish_create (svc, c, req);
   Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
   resp.pid = c->init.pid;
@@ -655,6 +692,7 @@ static const struct handler_entry handlers[] = {
   { "Kill", task_handle_kill },
   { "Exec", task_handle_exec },
   { "CloseIO", task_handle_close_io },
+  { "Stats", task_handle_stats },
   { "Update", task_handle_update },
   { "Wait", handle_wait },
   { "Connect", handle_connect },
