@@ -9,7 +9,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "log.h"
+#include "logbin.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -35,12 +37,22 @@ struct proc_io
   int child_fds[3];
   int stdin_keepalive;
   struct pump in, out, err;
+  bool started;
+  struct console *console; /* terminal: until the runtime hands over the master */
+  int master;              /* terminal: kept for resizing */
+  struct logbin *logbin;   /* binary:// logger */
+  int logbin_err;          /* its stderr pipe, unused with a terminal but kept open */
+  bool ready;              /* the logger signalled readiness (or there is none) */
+  shim_error_t ready_err;
+  proc_io_ready_cb ready_cb;
+  void *ready_arg;
   struct event *drain_timer;
   void (*drained_cb) (void *);
   void *drained_arg;
 };
 
 static void pump_close (struct pump *p);
+static void pump_start (struct pump *p, struct event_base *base);
 
 static int
 open_fifo (const char *path, int flags, shim_error_t *err)
@@ -99,80 +111,199 @@ open_output (const char *uri, shim_error_t *err)
   return open_fifo (uri, O_RDWR, err);
 }
 
-/* Container output: a pipe whose write end goes to the container, copied by the loop into
- * the sink. */
+static bool
+is_binary_uri (const char *uri)
+{
+  return has_path (uri) && (strncmp (uri, "binary://", 9) == 0 || strncmp (uri, "binary-v2://", 12) == 0);
+}
+
+/* Container output through a pipe: its write end goes to the container, the loop copies the
+ * read end into the sink. */
 static int
-setup_output (struct proc_io *io, struct pump *p, const char *path, int *child_fd,
-              const struct proc_io_paths *paths, shim_error_t *err)
+setup_output (struct pump *p, const char *path, int *child_fd, const struct proc_io_config *cfg,
+              shim_error_t *err)
 {
   if (!has_path (path))
     return 0;
-  int fifo = open_output (path, err);
-  if (fifo < 0)
+  int sink = open_output (path, err);
+  if (sink < 0)
     return -1;
   int fds[2];
   if (pipe2 (fds, O_CLOEXEC) < 0)
     {
-      close (fifo);
+      close (sink);
       return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
     }
-  if (paths->uid || paths->gid)
-    (void) !fchown (fds[1], paths->uid, paths->gid);
+  if (cfg->uid || cfg->gid)
+    (void) !fchown (fds[1], cfg->uid, cfg->gid);
   set_nonblock (fds[0], true);
   p->src = fds[0];
-  p->dst = fifo;
+  p->dst = sink;
   *child_fd = fds[1];
   p->done = false;
-  (void) io;
   return 0;
 }
 
 /* Container input: the FIFO is read and copied into a pipe whose read end goes to the
- * container. A held write end keeps the FIFO from reporting EOF while clients reconnect. */
+ * container (or into the PTY master). A held write end keeps the FIFO from reporting EOF
+ * while clients reconnect. */
 static int
-setup_input (struct proc_io *io, const struct proc_io_paths *paths, shim_error_t *err)
+setup_input (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t *err)
 {
-  if (!has_path (paths->stdin_path))
+  if (!has_path (cfg->stdin_path))
     return 0;
-  int fifo = open_fifo (paths->stdin_path, O_RDONLY, err);
+  int fifo = open_fifo (cfg->stdin_path, O_RDONLY, err);
   if (fifo < 0)
     return -1;
-  io->stdin_keepalive = open (paths->stdin_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  io->stdin_keepalive = open (cfg->stdin_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  io->in.src = fifo;
+  io->in.done = false;
+  if (cfg->terminal)
+    return 0; /* the destination is the master, once it arrives */
   int fds[2];
   if (pipe2 (fds, O_CLOEXEC) < 0)
-    {
-      close (fifo);
-      return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
-    }
-  if (paths->uid || paths->gid)
-    (void) !fchown (fds[0], paths->uid, paths->gid);
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
+  if (cfg->uid || cfg->gid)
+    (void) !fchown (fds[0], cfg->uid, cfg->gid);
   set_nonblock (fds[1], true);
-  io->in.src = fifo;
   io->in.dst = fds[1];
   io->child_fds[0] = fds[0];
-  io->in.done = false;
+  return 0;
+}
+
+static void
+logger_ready_cb (shim_error_t err, void *arg)
+{
+  struct proc_io *io = arg;
+  io->ready = true;
+  io->ready_err = err;
+  if (io->ready_cb)
+    {
+      proc_io_ready_cb cb = io->ready_cb;
+      io->ready_cb = NULL;
+      cb (steal_ptr (&io->ready_err), io->ready_arg);
+    }
+}
+
+/* binary://: the logger reads the container's output pipes itself; with a terminal the loop
+ * copies the master into its stdout pipe. */
+static int
+setup_logbin (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t *err)
+{
+  int out_w = -1, err_w = -1;
+  io->logbin = logbin_start (io->base, cfg->reaper, cfg->stdout_path, cfg->namespace, cfg->id,
+                             &out_w, &err_w, logger_ready_cb, io, err);
+  if (io->logbin == NULL)
+    return -1;
+  io->ready = false;
+  if (cfg->terminal)
+    {
+      set_nonblock (out_w, true);
+      io->out.dst = out_w;
+      io->out.done = false;
+      io->logbin_err = err_w;
+      return 0;
+    }
+  io->child_fds[1] = out_w;
+  io->child_fds[2] = err_w;
+  return 0;
+}
+
+static void
+master_cb (int master, shim_error_t err, void *arg)
+{
+  struct proc_io *io = arg;
+  console_free (io->console);
+  io->console = NULL;
+  if (master < 0)
+    {
+      log_error_release (LOG_LEVEL_WARN, "console", &err);
+      pump_close (&io->out);
+      return;
+    }
+  io->master = master;
+  io->out.src = fcntl (master, F_DUPFD_CLOEXEC, 3);
+  if (io->in.src >= 0)
+    io->in.dst = fcntl (master, F_DUPFD_CLOEXEC, 3);
+  if (io->started)
+    {
+      pump_start (&io->out, io->base);
+      pump_start (&io->in, io->base);
+    }
+}
+
+/* Terminal: output comes from the PTY master the runtime sends over the console socket. */
+static int
+setup_terminal (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t *err)
+{
+  if (!is_binary_uri (cfg->stdout_path))
+    {
+      if (has_path (cfg->stdout_path) && (io->out.dst = open_output (cfg->stdout_path, err)) < 0)
+        return -1;
+      io->out.done = false;
+    }
+  io->console = console_new (io->base, err);
+  if (io->console == NULL)
+    return -1;
+  console_on_master (io->console, master_cb, io);
   return 0;
 }
 
 struct proc_io *
-proc_io_new (struct event_base *base, const struct proc_io_paths *paths, shim_error_t *err)
+proc_io_new (struct event_base *base, const struct proc_io_config *cfg, shim_error_t *err)
 {
   struct proc_io *io = xcalloc (1, sizeof *io);
   io->base = base;
-  io->stdin_keepalive = -1;
+  io->stdin_keepalive = io->master = io->logbin_err = -1;
+  io->ready = true;
   for (int i = 0; i < 3; i++)
     io->child_fds[i] = SPAWN_FD_NULL;
   pump_init (&io->in, io);
   pump_init (&io->out, io);
   pump_init (&io->err, io);
-  if (setup_input (io, paths, err) < 0
-      || setup_output (io, &io->out, paths->stdout_path, &io->child_fds[1], paths, err) < 0
-      || setup_output (io, &io->err, paths->stderr_path, &io->child_fds[2], paths, err) < 0)
+  int ret = setup_input (io, cfg, err);
+  if (ret == 0 && is_binary_uri (cfg->stdout_path))
+    ret = setup_logbin (io, cfg, err);
+  if (ret == 0 && cfg->terminal)
+    ret = setup_terminal (io, cfg, err);
+  else if (ret == 0 && io->logbin == NULL)
+    ret = (setup_output (&io->out, cfg->stdout_path, &io->child_fds[1], cfg, err) < 0
+           || setup_output (&io->err, cfg->stderr_path, &io->child_fds[2], cfg, err) < 0)
+              ? -1
+              : 0;
+  if (ret < 0)
     {
       proc_io_free (io);
       return NULL;
     }
   return io;
+}
+
+const char *
+proc_io_console_socket (const struct proc_io *io)
+{
+  return io->console ? console_socket_path (io->console) : NULL;
+}
+
+void
+proc_io_when_ready (struct proc_io *io, proc_io_ready_cb cb, void *arg)
+{
+  if (!io->ready)
+    {
+      io->ready_cb = cb;
+      io->ready_arg = arg;
+      return;
+    }
+  cb (steal_ptr (&io->ready_err), arg);
+}
+
+int
+proc_io_resize (struct proc_io *io, unsigned width, unsigned height, shim_error_t *err)
+{
+  /* Like the stock shim, resizing a process without a terminal is a silent no-op. */
+  if (io == NULL || io->master < 0)
+    return 0;
+  return console_resize (io->master, width, height, err);
 }
 
 void
@@ -334,7 +465,7 @@ pump_cb (evutil_socket_t fd, short what, void *arg)
 static void
 pump_start (struct pump *p, struct event_base *base)
 {
-  if (p->done)
+  if (p->done || p->ev_read || p->src < 0 || p->dst < 0)
     return;
   p->use_splice = true;
   p->ev_read = event_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
@@ -348,8 +479,13 @@ proc_io_start (struct proc_io *io)
   for (int i = 0; i < 3; i++)
     if (io->child_fds[i] >= 0)
       close_fd (&io->child_fds[i]);
-  pump_start (&io->in, io->base);
-  pump_start (&io->out, io->base);
+  io->started = true;
+  /* With a terminal, copying starts when the master arrives. */
+  if (io->console == NULL)
+    {
+      pump_start (&io->in, io->base);
+      pump_start (&io->out, io->base);
+    }
   pump_start (&io->err, io->base);
 }
 
@@ -406,6 +542,12 @@ proc_io_free (struct proc_io *io)
   for (int i = 0; i < 3; i++)
     close_fd (&io->child_fds[i]);
   close_fd (&io->stdin_keepalive);
+  console_free (io->console);
+  close_fd (&io->master);
+  close_fd (&io->logbin_err);
+  if (io->logbin)
+    logbin_stop (io->logbin);
+  shim_error_release (&io->ready_err);
   if (io->drain_timer)
     event_free (io->drain_timer);
   free (io);

@@ -7,22 +7,37 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 
 #include "error.h"
 
 struct event_base;
 struct proc_io;
 
-struct proc_io_paths
+struct reaper;
+
+struct proc_io_config
 {
-  const char *stdin_path; /* "" or NULL: none */
-  const char *stdout_path;
+  const char *stdin_path;  /* "" or NULL: none */
+  const char *stdout_path; /* FIFO path, fifo://, file://, binary:// or binary-v2:// */
   const char *stderr_path;
-  uint32_t uid, gid; /* owner of the container's pipe ends (0: leave as is) */
+  bool terminal;           /* a PTY through the runtime's console socket */
+  uint32_t uid, gid;       /* owner of the container's pipe ends (0: leave as is) */
+  struct reaper *reaper;   /* for a logging binary */
+  const char *namespace;   /* passed to a logging binary */
+  const char *id;
 };
 
-struct proc_io *proc_io_new (struct event_base *base, const struct proc_io_paths *paths,
+struct proc_io *proc_io_new (struct event_base *base, const struct proc_io_config *cfg,
                              shim_error_t *err);
+/* --console-socket for the runtime, NULL without a terminal. */
+const char *proc_io_console_socket (const struct proc_io *io);
+/* cb (with an error if the logging binary failed to start) once the process's IO is ready to
+ * be handed to the runtime; at once when there is nothing to wait for. */
+typedef void (*proc_io_ready_cb) (shim_error_t err, void *arg);
+void proc_io_when_ready (struct proc_io *io, proc_io_ready_cb cb, void *arg);
+/* ResizePty: TIOCSWINSZ on the master; a no-op without a terminal. */
+int proc_io_resize (struct proc_io *io, unsigned width, unsigned height, shim_error_t *err);
 void proc_io_free (struct proc_io *io);
 
 /* The container's stdio fds for the runtime (SPAWN_FD_NULL where a stream is absent). */

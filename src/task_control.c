@@ -333,3 +333,19 @@ task_handle_stats (struct ttrpc_call *call, const ProtobufCMessage *msg, void *a
   ttrpc_call_reply (call, &resp.base);
   pb_any_free (stats);
 }
+
+/* ---- ResizePty ---- */
+
+void
+task_handle_resize_pty (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  const Containerd__Task__V2__ResizePtyRequest *req = (const void *) msg;
+  shim_error_t err = NULL;
+  struct process *p = task_find_process (arg, req->id, req->exec_id, &err);
+  if (p == NULL || proc_io_resize (p->io, req->width, req->height, &err) < 0)
+    {
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  task_reply_empty (call);
+}

@@ -110,6 +110,7 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
   if (process_is_init (p))
     rc = (struct runtime_call){ .verb = RUNTIME_RESTORE, .id = c->id, .pid_file = pid_file,
                                 .bundle = c->bundle, .criu = &criu };
+  rc.console_socket = proc_io_console_socket (p->io);
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
   int fds[3];
@@ -120,6 +121,21 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
   if (s)
     proc_io_start (p->io);
   return s;
+}
+
+static void
+start_io_ready_cb (shim_error_t err, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
+  if (err == NULL)
+    op->spawn = start_with_io (c->service, op, op->process, &err);
+  if (op->spawn)
+    return;
+  op->process->start_failed = true;
+  ttrpc_call_fail (op->call, &err);
+  task_flush_exits (c->service, c);
+  container_op_done (c);
 }
 
 static void
@@ -148,7 +164,11 @@ start_run (struct op *op)
                                    NULL, start_done_cb, op, &err);
         }
       else
-        op->spawn = start_with_io (svc, op, p, &err);
+        {
+          /* exec and restore hand the process's stdio to the runtime: it must be ready. */
+          proc_io_when_ready (p->io, start_io_ready_cb, op);
+          return;
+        }
       if (op->spawn)
         return;
     }
@@ -213,8 +233,6 @@ exec_validate (struct container *c, const Containerd__Task__V2__ExecProcessReque
     return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "exec needs an exec id");
   if (container_process (c, req->exec_id))
     return shim_error_make (err, 0, SHIM_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
-  if (req->terminal)
-    return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "exec with a terminal is unsupported");
   return process_check (c->init.state, PROCESS_EXEC, c->id, err);
 }
 
@@ -230,10 +248,7 @@ exec_prepare (struct task_service *svc, struct process *p,
   p->spec_path = write_spec (c, req->spec, req->terminal, err);
   if (p->spec_path == NULL)
     return -1;
-  struct proc_io_paths paths = { req->stdin, req->stdout, req->stderr, c->opts.io_uid,
-                                 c->opts.io_gid };
-  p->io = proc_io_new (svc->shim->base, &paths, err);
-  return p->io ? 0 : -1;
+  return task_open_io (svc, p, err);
 }
 
 void

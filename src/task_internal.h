@@ -28,6 +28,8 @@ struct container *task_get_container (struct task_service *svc, const char *id,
 struct process *task_find_process (struct task_service *svc, const char *id, const char *exec_id,
                                    shim_error_t *err);
 void task_reply_empty (struct ttrpc_call *call);
+/* Sets up p->io from p's stdio paths and terminal flag. */
+int task_open_io (struct task_service *svc, struct process *p, shim_error_t *err);
 void task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_ctx *ctx);
 /* Fails call with "OCI runtime <verb> failed: <runtime text>", keeping the runtime's code. */
 void task_fail_runtime (struct ttrpc_call *call, shim_error_t *err);
@@ -62,6 +64,7 @@ void task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, vo
 void task_handle_resume (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_update (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_stats (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
+void task_handle_resize_pty (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_close_io (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 
 #endif

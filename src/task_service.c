@@ -82,6 +82,19 @@ task_get_container (struct task_service *svc, const char *id, shim_error_t *err)
   return c;
 }
 
+int
+task_open_io (struct task_service *svc, struct process *p, shim_error_t *err)
+{
+  struct container *c = p->container;
+  struct proc_io_config cfg = { .stdin_path = p->stdin_path, .stdout_path = p->stdout_path,
+                                .stderr_path = p->stderr_path, .terminal = p->terminal,
+                                .uid = c->opts.io_uid, .gid = c->opts.io_gid,
+                                .reaper = svc->shim->reaper, .namespace = svc->shim->namespace,
+                                .id = c->id };
+  p->io = proc_io_new (svc->shim->base, &cfg, err);
+  return p->io ? 0 : -1;
+}
+
 void
 task_reply_empty (struct ttrpc_call *call)
 {
@@ -385,31 +398,43 @@ static int
 create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskRequest *req,
                 shim_error_t *err)
 {
-  if (req->terminal)
-    return shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "terminal tasks are unsupported");
   if (req->checkpoint && req->checkpoint[0])
     c->checkpoint = xstrdup (req->checkpoint);
   if (config_apply_start_options (&c->opts, c->bundle, err) < 0
       || config_apply_any (&c->opts, req->options, err) < 0
       || config_save (&c->opts, c->bundle, err) < 0 || mount_rootfs (c, req, err) < 0)
     return -1;
-  struct proc_io_paths paths = { req->stdin, req->stdout, req->stderr, c->opts.io_uid,
-                                 c->opts.io_gid };
+  c->init.terminal = req->terminal;
   c->init.stdin_path = xstrdup (req->stdin);
   c->init.stdout_path = xstrdup (req->stdout);
   c->init.stderr_path = xstrdup (req->stderr);
-  c->init.io = proc_io_new (c->service->shim->base, &paths, err);
-  return c->init.io ? 0 : -1;
+  return task_open_io (c->service, &c->init, err);
 }
+
+static void create_io_ready_cb (shim_error_t err, void *arg);
 
 static void
 create_run (struct op *op)
 {
   struct container *c = op->container;
+  shim_error_t err = NULL;
+  if (create_prepare (c, op->req, &err) < 0)
+    {
+      create_failed (c->service, c, op->call, &err);
+      return;
+    }
+  proc_io_when_ready (c->init.io, create_io_ready_cb, op);
+}
+
+/* The process's IO is ready (a logging binary signalled it): run the runtime. */
+static void
+create_io_ready_cb (shim_error_t err, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
   struct task_service *svc = c->service;
   const Containerd__Task__V2__CreateTaskRequest *req = op->req;
-  shim_error_t err = NULL;
-  if (create_prepare (c, req, &err) < 0)
+  if (err)
     {
       create_failed (svc, c, op->call, &err);
       return;
@@ -427,7 +452,8 @@ create_run (struct op *op)
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
   unlink (pid_file);
   struct runtime_call rc = { .verb = RUNTIME_CREATE, .id = c->id, .bundle = c->bundle,
-                             .pid_file = pid_file };
+                             .pid_file = pid_file,
+                             .console_socket = proc_io_console_socket (c->init.io) };
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
   int fds[3];
@@ -691,6 +717,7 @@ static const struct handler_entry handlers[] = {
   { "Checkpoint", task_handle_checkpoint },
   { "Kill", task_handle_kill },
   { "Exec", task_handle_exec },
+  { "ResizePty", task_handle_resize_pty },
   { "CloseIO", task_handle_close_io },
   { "Stats", task_handle_stats },
   { "Update", task_handle_update },
