@@ -22,6 +22,10 @@ config_init (struct task_options *o)
   o->runtime.binary = xstrdup (CONFIG_DEFAULT_BINARY);
   o->runtime.root = xstrdup (CONFIG_DEFAULT_ROOT);
   o->runtime.timeout_ms = CONFIG_DEFAULT_TIMEOUT_MS;
+  o->profile = xstrdup ("auto");
+  o->trace_dir = xstrdup (CONFIG_DEFAULT_TRACE_DIR);
+  o->exec_io_drain_ms = CONFIG_DEFAULT_EXEC_IO_DRAIN_MS;
+  o->io_policy = xstrdup ("block");
 }
 
 void
@@ -31,6 +35,11 @@ config_release (struct task_options *o)
   free (o->runtime.root);
   strv_free (o->runtime.extra_args);
   free (o->shim_cgroup);
+  free (o->profile);
+  free (o->trace_dir);
+  free (o->io_policy);
+  free (o->criu_image_path);
+  free (o->criu_work_path);
   memset (o, 0, sizeof *o);
 }
 
@@ -54,6 +63,13 @@ apply_runc_options (struct task_options *o, const Containerd__Runc__V1__Options 
   o->runtime.no_new_keyring |= r->no_new_keyring;
   o->io_uid = r->io_uid ? r->io_uid : o->io_uid;
   o->io_gid = r->io_gid ? r->io_gid : o->io_gid;
+  set_str (&o->criu_image_path, r->criu_image_path);
+  set_str (&o->criu_work_path, r->criu_work_path);
+  if (r->criu_path && r->criu_path[0])
+    {
+      strv_push (&o->runtime.extra_args, "--criu");
+      strv_push (&o->runtime.extra_args, r->criu_path);
+    }
 }
 
 static void
@@ -64,6 +80,8 @@ apply_create_options (struct task_options *o, const Containerd__Linux__Runc__Cre
   o->runtime.no_new_keyring |= c->no_new_keyring;
   o->io_uid = c->io_uid ? c->io_uid : o->io_uid;
   o->io_gid = c->io_gid ? c->io_gid : o->io_gid;
+  set_str (&o->criu_image_path, c->criu_image_path);
+  set_str (&o->criu_work_path, c->criu_work_path);
 }
 
 static int
@@ -116,6 +134,7 @@ enum key_type
   KEY_BOOL,
   KEY_UINT,
   KEY_STRV,
+  KEY_CHOICE, /* a string from `choices` */
 };
 
 struct key_spec
@@ -123,20 +142,32 @@ struct key_spec
   const char *name;
   enum key_type type;
   size_t offset;
+  const char *const *choices;
 };
 
+static const char *const profiles[] = { "auto", "runc", "crun", "youki", "generic", NULL };
+static const char *const io_policies[] = { "block", "drop", NULL };
+
 #define OPT(field) offsetof (struct task_options, field)
+#define NO_CHOICES NULL
 static const struct key_spec keys[] = {
-  { "binary", KEY_STRING, OPT (runtime.binary) },
-  { "root", KEY_STRING, OPT (runtime.root) },
-  { "systemd_cgroup", KEY_BOOL, OPT (runtime.systemd_cgroup) },
-  { "no_pivot_root", KEY_BOOL, OPT (runtime.no_pivot_root) },
-  { "no_new_keyring", KEY_BOOL, OPT (runtime.no_new_keyring) },
-  { "runtime_args", KEY_STRV, OPT (runtime.extra_args) },
-  { "timeout_ms", KEY_UINT, OPT (runtime.timeout_ms) },
-  { "shim_cgroup", KEY_STRING, OPT (shim_cgroup) },
-  { "io_uid", KEY_UINT, OPT (io_uid) },
-  { "io_gid", KEY_UINT, OPT (io_gid) },
+  { "binary", KEY_STRING, OPT (runtime.binary), NO_CHOICES },
+  { "root", KEY_STRING, OPT (runtime.root), NO_CHOICES },
+  { "systemd_cgroup", KEY_BOOL, OPT (runtime.systemd_cgroup), NO_CHOICES },
+  { "no_pivot_root", KEY_BOOL, OPT (runtime.no_pivot_root), NO_CHOICES },
+  { "no_new_keyring", KEY_BOOL, OPT (runtime.no_new_keyring), NO_CHOICES },
+  { "runtime_args", KEY_STRV, OPT (runtime.extra_args), NO_CHOICES },
+  { "timeout_ms", KEY_UINT, OPT (runtime.timeout_ms), NO_CHOICES },
+  { "shim_cgroup", KEY_STRING, OPT (shim_cgroup), NO_CHOICES },
+  { "io_uid", KEY_UINT, OPT (io_uid), NO_CHOICES },
+  { "io_gid", KEY_UINT, OPT (io_gid), NO_CHOICES },
+  { "profile", KEY_CHOICE, OPT (profile), profiles },
+  { "trace", KEY_BOOL, OPT (trace), NO_CHOICES },
+  { "trace_dir", KEY_STRING, OPT (trace_dir), NO_CHOICES },
+  { "exec_io_drain_ms", KEY_UINT, OPT (exec_io_drain_ms), NO_CHOICES },
+  { "io_policy", KEY_CHOICE, OPT (io_policy), io_policies },
+  { "criu_image_path", KEY_STRING, OPT (criu_image_path), NO_CHOICES },
+  { "criu_work_path", KEY_STRING, OPT (criu_work_path), NO_CHOICES },
 };
 #undef OPT
 
@@ -149,6 +180,28 @@ find_key (const char *name)
   return NULL;
 }
 
+static bool
+is_choice (const char *const *choices, const char *v)
+{
+  for (; *choices; choices++)
+    if (strcmp (*choices, v) == 0)
+      return true;
+  return false;
+}
+
+static char *
+join_choices (const char *const *choices)
+{
+  char *out = xstrdup ("");
+  for (; *choices; choices++)
+    {
+      char *next = xasprintf ("%s%s`%s`", out, out[0] ? ", " : "", *choices);
+      free (out);
+      out = next;
+    }
+  return out;
+}
+
 static int
 apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, const char *origin,
            shim_error_t *err)
@@ -156,6 +209,14 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
   void *dst = (char *) o + k->offset;
   switch (k->type)
     {
+    case KEY_CHOICE:
+      if (!cJSON_IsString (v) || !is_choice (k->choices, v->valuestring))
+        {
+          cleanup_free char *list = join_choices (k->choices);
+          return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be one of %s",
+                                  origin, k->name, list);
+        }
+      /* fall through */
     case KEY_STRING:
       if (!cJSON_IsString (v) || v->valuestring[0] == '\0')
         break;
@@ -196,7 +257,8 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
       }
     }
   static const char *const type_names[] = { "a non-empty string", "a boolean",
-                                             "a non-negative integer", "an array of strings" };
+                                             "a non-negative integer", "an array of strings",
+                                             "one of its choices" };
   return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be %s", origin,
                           k->name, type_names[k->type]);
 }
@@ -266,6 +328,7 @@ config_to_json (const struct task_options *o)
       switch (keys[i].type)
         {
         case KEY_STRING:
+        case KEY_CHOICE:
           if (*(char *const *) src)
             cJSON_AddStringToObject (doc, keys[i].name, *(char *const *) src);
           break;

@@ -20,12 +20,22 @@ struct Google__Protobuf__Any;
 #define CONFIG_DEFAULT_ROOT "/run/containerd/runc"
 #define CONFIG_DEFAULT_TIMEOUT_MS 120000
 
+#define CONFIG_DEFAULT_EXEC_IO_DRAIN_MS 2000
+#define CONFIG_DEFAULT_TRACE_DIR "/run/cshim/trace"
+
 struct task_options
 {
   struct runtime_cfg runtime;
+  char *profile;   /* runc, crun, youki, generic, or auto (probe the binary) */
   char *shim_cgroup;
   uint32_t io_uid;
   uint32_t io_gid;
+  bool trace;      /* record every runtime call */
+  char *trace_dir; /* trace files: <trace_dir>/<namespace>/<id>.jsonl */
+  uint32_t exec_io_drain_ms; /* output of an exited process is closed after this */
+  char *io_policy; /* block: a full reader stalls the writer; drop: excess output is dropped */
+  char *criu_image_path; /* checkpoint defaults from runc options */
+  char *criu_work_path;
 };
 
 void config_init (struct task_options *o);

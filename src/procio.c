@@ -28,6 +28,8 @@ struct pump
   char *buf; /* fallback only */
   size_t buf_len;
   bool use_splice;
+  bool drop_when_full; /* io_policy "drop": a full sink discards instead of stalling */
+  unsigned long long dropped;
   bool done;
 };
 
@@ -38,6 +40,7 @@ struct proc_io
   int stdin_keepalive;
   struct pump in, out, err;
   bool started;
+  bool drop_when_full;
   struct console *console; /* terminal: until the runtime hands over the master */
   int master;              /* terminal: kept for resizing */
   struct logbin *logbin;   /* binary:// logger */
@@ -139,6 +142,7 @@ setup_output (struct pump *p, const char *path, int *child_fd, const struct proc
   set_nonblock (fds[0], true);
   p->src = fds[0];
   p->dst = sink;
+  p->drop_when_full = cfg->drop_when_full;
   *child_fd = fds[1];
   p->done = false;
   return 0;
@@ -223,6 +227,7 @@ master_cb (int master, shim_error_t err, void *arg)
     }
   io->master = master;
   io->out.src = fcntl (master, F_DUPFD_CLOEXEC, 3);
+  io->out.drop_when_full = io->drop_when_full;
   if (io->in.src >= 0)
     io->in.dst = fcntl (master, F_DUPFD_CLOEXEC, 3);
   if (io->started)
@@ -256,6 +261,7 @@ proc_io_new (struct event_base *base, const struct proc_io_config *cfg, shim_err
   io->base = base;
   io->stdin_keepalive = io->master = io->logbin_err = -1;
   io->ready = true;
+  io->drop_when_full = cfg->drop_when_full;
   for (int i = 0; i < 3; i++)
     io->child_fds[i] = SPAWN_FD_NULL;
   pump_init (&io->in, io);
@@ -436,10 +442,33 @@ pump_transfer (struct pump *p)
   return pump_copy (p);
 }
 
+/* The sink is full and the policy says the writer must not stall: discard what is there. */
+static int
+pump_discard (struct pump *p)
+{
+  char scratch[4096];
+  for (;;)
+    {
+      ssize_t n = read (p->src, scratch, sizeof scratch);
+      if (n > 0)
+        {
+          if (p->dropped == 0)
+            log_warn ("output reader is not keeping up: dropping output");
+          p->dropped += n;
+          continue;
+        }
+      if (n < 0 && errno == EINTR)
+        continue;
+      return n < 0 && errno == EAGAIN ? 1 : -1;
+    }
+}
+
 static void
 pump_step (struct pump *p)
 {
   int r = pump_transfer (p);
+  if (r == 0 && p->drop_when_full)
+    r = pump_discard (p);
   if (r < 0)
     {
       pump_close (p);

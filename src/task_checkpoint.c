@@ -107,11 +107,14 @@ checkpoint_ctx_new (const struct container *c, const Containerd__Task__V2__Check
       checkpoint_ctx_free (ck);
       return NULL;
     }
-  /* The request's path wins; the options' image path is the fallback. */
-  if (req->path && req->path[0])
+  /* The request's path wins; the options' image path, then the runtime options', follow. */
+  const char *image = req->path && req->path[0] ? req->path : NULL;
+  if (image == NULL && (ck->image_path == NULL || ck->image_path[0] == '\0'))
+    image = c->opts.criu_image_path;
+  if (image)
     {
       free (ck->image_path);
-      ck->image_path = xstrdup (req->path);
+      ck->image_path = xstrdup (image);
     }
   if (ck->image_path == NULL || ck->image_path[0] == '\0')
     {
@@ -122,7 +125,8 @@ checkpoint_ctx_new (const struct container *c, const Containerd__Task__V2__Check
   if (ck->work_path == NULL || ck->work_path[0] == '\0')
     {
       free (ck->work_path);
-      ck->work_path = xasprintf ("%s/criu-work", c->bundle);
+      ck->work_path = c->opts.criu_work_path ? xstrdup (c->opts.criu_work_path)
+                                             : xasprintf ("%s/criu-work", c->bundle);
     }
   ck->criu.image_path = ck->image_path;
   ck->criu.work_path = ck->work_path;

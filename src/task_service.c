@@ -29,10 +29,6 @@
 #include "ttrpc_server.h"
 #include "util.h"
 
-/* How long a process's output may stay open after it exited (a background child holding the
- * pipe) before the shim closes it and publishes the exit anyway. */
-#define EXIT_IO_DRAIN_MS 2000
-
 
 struct task_service *
 task_service_new (struct shim *shim)
@@ -89,6 +85,7 @@ task_open_io (struct task_service *svc, struct process *p, shim_error_t *err)
   struct proc_io_config cfg = { .stdin_path = p->stdin_path, .stdout_path = p->stdout_path,
                                 .stderr_path = p->stderr_path, .terminal = p->terminal,
                                 .uid = c->opts.io_uid, .gid = c->opts.io_gid,
+                                .drop_when_full = strcmp (c->opts.io_policy, "drop") == 0,
                                 .reaper = svc->shim->reaper, .namespace = svc->shim->namespace,
                                 .id = c->id };
   p->io = proc_io_new (svc->shim->base, &cfg, err);
@@ -226,7 +223,9 @@ process_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
     task_kill_execs (p->container);
   if (p->io)
     {
-      proc_io_process_exited (p->io, EXIT_IO_DRAIN_MS);
+      /* Output held open by a background child after the process exited is cut after the
+       * drain deadline, so the exit is published and readers see EOF. */
+      proc_io_process_exited (p->io, p->container->opts.exec_io_drain_ms);
       proc_io_on_drained (p->io, io_drained_cb, p);
     }
   task_flush_exits (p->container->service, p->container);

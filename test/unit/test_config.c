@@ -138,6 +138,54 @@ test_json_errors (void **state)
   expect_json_error ("{\"runtime_args\": [1]}", "array of strings");
   expect_json_error ("[1, 2]", "not a JSON object");
   expect_json_error ("{", "not a JSON object");
+  expect_json_error ("{\"profile\": \"kata\"}",
+                     "`profile` must be one of `auto`, `runc`, `crun`, `youki`, `generic`");
+  expect_json_error ("{\"io_policy\": \"drop-oldest\"}", "`io_policy` must be one of `block`, `drop`");
+  expect_json_error ("{\"trace\": 1}", "`trace` must be a boolean");
+}
+
+static void
+test_json_operational_keys (void **state)
+{
+  (void) state;
+  struct task_options o;
+  config_init (&o);
+  assert_string_equal (o.profile, "auto");
+  assert_string_equal (o.io_policy, "block");
+  assert_false (o.trace);
+  assert_int_equal (o.exec_io_drain_ms, CONFIG_DEFAULT_EXEC_IO_DRAIN_MS);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_json (&o, "{\"profile\":\"youki\",\"trace\":true,"
+                                           "\"trace_dir\":\"/tmp/t\",\"exec_io_drain_ms\":500,"
+                                           "\"io_policy\":\"drop\"}",
+                                       "test", &err),
+                    0);
+  assert_string_equal (o.profile, "youki");
+  assert_true (o.trace);
+  assert_string_equal (o.trace_dir, "/tmp/t");
+  assert_int_equal (o.exec_io_drain_ms, 500);
+  assert_string_equal (o.io_policy, "drop");
+  config_release (&o);
+}
+
+static void
+test_runc_criu_options (void **state)
+{
+  (void) state;
+  Containerd__Runc__V1__Options r = CONTAINERD__RUNC__V1__OPTIONS__INIT;
+  r.criu_path = "/opt/criu";
+  r.criu_work_path = "/w";
+  Google__Protobuf__Any *any = pb_any_pack (&r.base);
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_int_equal (strv_len (o.runtime.extra_args), 2);
+  assert_string_equal (o.runtime.extra_args[0], "--criu");
+  assert_string_equal (o.runtime.extra_args[1], "/opt/criu");
+  assert_string_equal (o.criu_work_path, "/w");
+  pb_any_free (any);
+  config_release (&o);
 }
 
 static void
@@ -210,6 +258,8 @@ main (void)
     cmocka_unit_test (test_prefixed_type_url),
     cmocka_unit_test (test_runtimeoptions_config_path),
     cmocka_unit_test (test_json_errors),
+    cmocka_unit_test (test_json_operational_keys),
+    cmocka_unit_test (test_runc_criu_options),
     cmocka_unit_test (test_missing_config_file),
     cmocka_unit_test (test_unknown_type),
     cmocka_unit_test (test_save_load_round_trip),
