@@ -221,6 +221,31 @@ save_start_options (const char *bundle)
   write_file_atomic (path, data, len, 0600, NULL);
 }
 
+/* ShimCgroup: the server joins that cgroup in every hierarchy where it exists (v1 mounts
+ * under /sys/fs/cgroup, or the v2 root). Best effort, like the stock shim's. */
+static void
+join_shim_cgroup (const char *bundle, pid_t pid)
+{
+  struct task_options opts;
+  config_init (&opts);
+  if (config_apply_start_options (&opts, bundle, NULL) == 0 && opts.shim_cgroup)
+    {
+      const char *hierarchies[] = { "", "cpu,cpuacct", "memory", "pids", "blkio", "devices",
+                                    "freezer", "cpuset", "net_cls,net_prio", "perf_event",
+                                    "hugetlb", "systemd", "unified" };
+      for (size_t i = 0; i < ARRAY_SIZE (hierarchies); i++)
+        {
+          cleanup_free char *procs = xasprintf ("/sys/fs/cgroup/%s%s%s/cgroup.procs",
+                                                hierarchies[i], hierarchies[i][0] ? "/" : "",
+                                                opts.shim_cgroup);
+          cleanup_close int fd = open (procs, O_WRONLY | O_CLOEXEC);
+          if (fd >= 0)
+            dprintf (fd, "%d", (int) pid);
+        }
+    }
+  config_release (&opts);
+}
+
 int
 manager_start (const struct shim_args *args, shim_error_t *err)
 {
@@ -245,6 +270,7 @@ manager_start (const struct shim_args *args, shim_error_t *err)
           return -1;
         }
       adjust_oom_score (pid);
+      join_shim_cgroup (bundle, pid);
     }
   cleanup_free char *address_file = xasprintf ("%s/address", bundle);
   if (write_file_atomic (address_file, address, strlen (address), 0644, err) < 0)
