@@ -611,9 +611,21 @@ handle_wait (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
       return;
     }
   if (p->exit_published)
-    answer_waiter (call, p);
-  else
-    process_add_waiter (p, call);
+    {
+      answer_waiter (call, p);
+      return;
+    }
+  /* Waits parked by a client that has gone (containerd restarted) are dropped here, so
+   * reconnects cannot pile them up. */
+  struct waiter *w, *tmp;
+  TAILQ_FOREACH_SAFE (w, &p->waiters, link, tmp)
+  if (!ttrpc_call_connected (w->call))
+    {
+      TAILQ_REMOVE (&p->waiters, w, link);
+      answer_waiter (w->call, p);
+      free (w);
+    }
+  process_add_waiter (p, call);
 }
 
 static Containerd__V1__Types__Status
