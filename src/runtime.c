@@ -8,11 +8,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "profile.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -57,6 +59,7 @@ struct verb_arg
   enum arg_src src;
   const char *flag;
   const char *literal;
+  unsigned bit; /* RUNTIME_FLAG_* when runtimes differ on this flag, else 0 */
 };
 
 struct verb_spec
@@ -65,57 +68,61 @@ struct verb_spec
   struct verb_arg args[18];
 };
 
+/* Rows: plain flags (A), flags some runtimes lack (F), literals (L, LF), positionals (P). */
+#define A(src, flag) { src, flag, NULL, 0 }
+#define F(src, flag, bit) { src, flag, NULL, RUNTIME_FLAG_##bit }
+#define L(flag, literal) { ARG_LITERAL, flag, literal, 0 }
+#define LF(flag, literal, bit) { ARG_LITERAL, flag, literal, RUNTIME_FLAG_##bit }
+#define P(src) { src, NULL, NULL, 0 }
+
 static const struct verb_spec verb_specs[] = {
   [RUNTIME_CREATE] = { "create",
-                       { { ARG_BUNDLE, "--bundle", NULL },
-                         { ARG_PID_FILE, "--pid-file", NULL },
-                         { ARG_CONSOLE, "--console-socket", NULL },
-                         { ARG_NO_PIVOT, "--no-pivot", NULL },
-                         { ARG_NO_KEYRING, "--no-new-keyring", NULL },
-                         { ARG_ID, NULL, NULL } } },
-  [RUNTIME_START] = { "start", { { ARG_ID, NULL, NULL } } },
-  [RUNTIME_KILL] = { "kill",
-                     { { ARG_ALL, "--all", NULL }, { ARG_ID, NULL, NULL }, { ARG_SIGNAL, NULL, NULL } } },
-  [RUNTIME_DELETE] = { "delete", { { ARG_FORCE, "--force", NULL }, { ARG_ID, NULL, NULL } } },
-  [RUNTIME_STATE] = { "state", { { ARG_ID, NULL, NULL } } },
-  [RUNTIME_PS] = { "ps", { { ARG_LITERAL, "--format", "json" }, { ARG_ID, NULL, NULL } } },
-  [RUNTIME_PAUSE] = { "pause", { { ARG_ID, NULL, NULL } } },
-  [RUNTIME_RESUME] = { "resume", { { ARG_ID, NULL, NULL } } },
+                       { A (ARG_BUNDLE, "--bundle"), A (ARG_PID_FILE, "--pid-file"),
+                         F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+                         F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
+                         F (ARG_NO_KEYRING, "--no-new-keyring", NO_NEW_KEYRING), P (ARG_ID) } },
+  [RUNTIME_START] = { "start", { P (ARG_ID) } },
+  [RUNTIME_KILL] = { "kill", { F (ARG_ALL, "--all", ALL), P (ARG_ID), P (ARG_SIGNAL) } },
+  [RUNTIME_DELETE] = { "delete", { F (ARG_FORCE, "--force", FORCE), P (ARG_ID) } },
+  [RUNTIME_STATE] = { "state", { P (ARG_ID) } },
+  [RUNTIME_PS] = { "ps", { LF ("--format", "json", FORMAT_JSON), P (ARG_ID) } },
+  [RUNTIME_PAUSE] = { "pause", { P (ARG_ID) } },
+  [RUNTIME_RESUME] = { "resume", { P (ARG_ID) } },
   [RUNTIME_EXEC] = { "exec",
-                     { { ARG_PROCESS, "--process", NULL },
-                       { ARG_CONSOLE, "--console-socket", NULL },
-                       { ARG_LITERAL, "--detach", NULL },
-                       { ARG_PID_FILE, "--pid-file", NULL },
-                       { ARG_ID, NULL, NULL } } },
-  [RUNTIME_UPDATE] = { "update", { { ARG_LITERAL, "--resources", "-" }, { ARG_ID, NULL, NULL } } },
+                     { A (ARG_PROCESS, "--process"),
+                       F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET), L ("--detach", NULL),
+                       A (ARG_PID_FILE, "--pid-file"), P (ARG_ID) } },
+  [RUNTIME_UPDATE] = { "update", { L ("--resources", "-"), P (ARG_ID) } },
   [RUNTIME_CHECKPOINT] = { "checkpoint",
-                           { { ARG_IMAGE, "--image-path", NULL },
-                             { ARG_WORK, "--work-path", NULL },
-                             { ARG_PARENT, "--parent-path", NULL },
-                             { ARG_TCP, "--tcp-established", NULL },
-                             { ARG_EXT_UNIX, "--ext-unix-sk", NULL },
-                             { ARG_SHELL_JOB, "--shell-job", NULL },
-                             { ARG_FILE_LOCKS, "--file-locks", NULL },
-                             { ARG_EMPTY_NS, "--empty-ns", NULL },
-                             { ARG_CGROUPS_MODE, "--manage-cgroups-mode", NULL },
-                             { ARG_LEAVE_RUNNING, "--leave-running", NULL },
-                             { ARG_ID, NULL, NULL } } },
+                           { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+                             F (ARG_PARENT, "--parent-path", PARENT_PATH),
+                             A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
+                             A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
+                             F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+                             F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
+                             A (ARG_LEAVE_RUNNING, "--leave-running"), P (ARG_ID) } },
   [RUNTIME_RESTORE] = { "restore",
-                        { { ARG_IMAGE, "--image-path", NULL },
-                          { ARG_WORK, "--work-path", NULL },
-                          { ARG_TCP, "--tcp-established", NULL },
-                          { ARG_EXT_UNIX, "--ext-unix-sk", NULL },
-                          { ARG_SHELL_JOB, "--shell-job", NULL },
-                          { ARG_FILE_LOCKS, "--file-locks", NULL },
-                          { ARG_EMPTY_NS, "--empty-ns", NULL },
-                          { ARG_CGROUPS_MODE, "--manage-cgroups-mode", NULL },
-                          { ARG_LITERAL, "--detach", NULL },
-                          { ARG_PID_FILE, "--pid-file", NULL },
-                          { ARG_CONSOLE, "--console-socket", NULL },
-                          { ARG_NO_PIVOT, "--no-pivot", NULL },
-                          { ARG_LITERAL, "--no-subreaper", NULL },
-                          { ARG_BUNDLE, "--bundle", NULL },
-                          { ARG_ID, NULL, NULL } } },
+                        { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+                          A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
+                          A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
+                          F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+                          F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
+                          L ("--detach", NULL), A (ARG_PID_FILE, "--pid-file"),
+                          F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+                          F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
+                          LF ("--no-subreaper", NULL, NO_SUBREAPER), A (ARG_BUNDLE, "--bundle"),
+                          P (ARG_ID) } },
+};
+#undef A
+#undef F
+#undef L
+#undef LF
+#undef P
+
+/* Names of the RUNTIME_FLAG_* bits, in bit order. */
+static const char *const flag_names[] = {
+  "--systemd-cgroup", "--console-socket", "--no-pivot", "--no-new-keyring", "--no-subreaper",
+  "--empty-ns", "--manage-cgroups-mode", "--parent-path", "--all", "--force", "--format json",
 };
 
 static const struct runtime_cfg default_cfg;
@@ -206,9 +213,27 @@ arg_bool (enum arg_src src, const struct runtime_cfg *cfg, const struct runtime_
     }
 }
 
+/* Whether a row puts anything on the command line for this call. */
+static bool
+arg_used (const struct verb_arg *a, const struct runtime_cfg *cfg, const struct runtime_call *call)
+{
+  const char *value;
+  switch (a->src)
+    {
+    case ARG_ID:
+    case ARG_SIGNAL:
+    case ARG_LITERAL:
+      return true;
+    case ARG_EMPTY_NS:
+      return call->criu && call->criu->empty_ns && call->criu->empty_ns[0];
+    default:
+      value = arg_string (a->src, call);
+      return (value && value[0]) || arg_bool (a->src, cfg, call);
+    }
+}
+
 static void
-push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_cfg *cfg,
-               const struct runtime_call *call)
+push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_call *call)
 {
   const char *value = arg_string (a->src, call);
   if (a->src == ARG_ID)
@@ -216,7 +241,7 @@ push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_cfg 
   else if (a->src == ARG_SIGNAL)
     strv_pushf (argv, "%d", call->signal);
   else if (a->src == ARG_EMPTY_NS)
-    for (char *const *ns = call->criu ? call->criu->empty_ns : NULL; ns && *ns; ns++)
+    for (char *const *ns = call->criu->empty_ns; *ns; ns++)
       {
         strv_push (argv, a->flag);
         strv_push (argv, *ns);
@@ -227,13 +252,34 @@ push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_cfg 
       if (a->literal)
         strv_push (argv, a->literal);
     }
-  else if (value && value[0])
+  else
     {
       strv_push (argv, a->flag);
-      strv_push (argv, value);
+      if (value && value[0])
+        strv_push (argv, value);
     }
-  else if (arg_bool (a->src, cfg, call))
-    strv_push (argv, a->flag);
+}
+
+unsigned
+runtime_call_flags (const struct runtime_call *call, const struct runtime_cfg *cfg)
+{
+  if (cfg == NULL)
+    cfg = &default_cfg;
+  unsigned flags = cfg->systemd_cgroup ? RUNTIME_FLAG_SYSTEMD_CGROUP : 0;
+  if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
+    for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
+      if (a->bit && arg_used (a, cfg, call))
+        flags |= a->bit;
+  return flags;
+}
+
+const char *
+runtime_flag_name (unsigned flag)
+{
+  for (size_t i = 0; i < ARRAY_SIZE (flag_names); i++)
+    if (flag == 1u << i)
+      return flag_names[i];
+  return "?";
 }
 
 /* --root <root>/<ns>: one state directory per namespace, as containerd's own shim does. */
@@ -271,10 +317,12 @@ runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call)
   for (size_t i = 0; cfg->extra_args && cfg->extra_args[i]; i++)
     strv_push (&argv, cfg->extra_args[i]);
 
-  strv_push (&argv, runtime_verb_name (call->verb));
+  strv_push (&argv, profile_verb_name (cfg->profile, call->verb));
   if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
     for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
-      push_verb_arg (&argv, a, cfg, call);
+      if (arg_used (a, cfg, call)
+          && !(a->bit && profile_drops_flag (cfg->profile, call->verb, a->bit)))
+        push_verb_arg (&argv, a, call);
   return argv;
 }
 
@@ -524,6 +572,9 @@ run_make_error (const struct run_op *op, const struct spawn_result *sr, shim_err
     msg = stderr_tail (sr->err, sr->err_len);
   if (msg == NULL && sr->exec_errno)
     return run_exec_error (op, sr->exec_errno, err);
+  if (msg == NULL && WIFSIGNALED (sr->status)) /* "exit status 139" would hide a crash */
+    msg = xasprintf ("runtime %s killed by signal %d (%s)", op->binary, WTERMSIG (sr->status),
+                     strsignal (WTERMSIG (sr->status)));
   if (msg == NULL)
     msg = xasprintf ("exit status %d", sr->exit_code);
   return shim_error_make (err, 0, runtime_verb_error_code (op->verb, msg), "%s failed: %s", verb,
@@ -613,6 +664,12 @@ runtime_run (struct event_base *base, struct reaper *reaper, const struct runtim
   };
   if (io == NULL)
     io = &default_io;
+  /* A call the runtime cannot make fails here, clearly, rather than with its usage text. */
+  if (profile_check_call (ctx_cfg (ctx)->profile, call, ctx_cfg (ctx), err) < 0)
+    {
+      shim_error_wrap (err, "%s failed", runtime_verb_name (call->verb));
+      return NULL;
+    }
   /* The bundle is the natural working directory; a relative one would be resolved twice. */
   if (cwd == NULL && call->bundle && call->bundle[0] == '/')
     cwd = call->bundle;

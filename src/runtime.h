@@ -14,6 +14,7 @@
 
 struct event_base;
 struct reaper;
+struct runtime_profile;
 struct spawn;
 
 /* Which runtime and how to call it; filled by config.c, persisted in the bundle. */
@@ -26,6 +27,8 @@ struct runtime_cfg
   bool no_new_keyring;
   char **extra_args;    /* global flags placed before the subcommand (NULL-terminated) */
   unsigned timeout_ms;  /* deadline of one runtime call */
+  /* How this runtime's CLI differs (profile.h); not owned. NULL: generic, i.e. runc's CLI. */
+  const struct runtime_profile *profile;
 };
 
 enum runtime_verb
@@ -42,6 +45,24 @@ enum runtime_verb
   RUNTIME_UPDATE,
   RUNTIME_CHECKPOINT,
   RUNTIME_RESTORE,
+};
+#define RUNTIME_VERB_COUNT (RUNTIME_RESTORE + 1)
+
+/* Optional flags whose support differs between runtimes, one bit each: runtime_call_flags()
+ * says which ones a call uses, a profile says which ones a runtime accepts. */
+enum runtime_flag
+{
+  RUNTIME_FLAG_SYSTEMD_CGROUP = 1u << 0, /* global, before the subcommand */
+  RUNTIME_FLAG_CONSOLE_SOCKET = 1u << 1,
+  RUNTIME_FLAG_NO_PIVOT = 1u << 2,
+  RUNTIME_FLAG_NO_NEW_KEYRING = 1u << 3,
+  RUNTIME_FLAG_NO_SUBREAPER = 1u << 4,
+  RUNTIME_FLAG_EMPTY_NS = 1u << 5,
+  RUNTIME_FLAG_MANAGE_CGROUPS_MODE = 1u << 6,
+  RUNTIME_FLAG_PARENT_PATH = 1u << 7,
+  RUNTIME_FLAG_ALL = 1u << 8,         /* kill --all */
+  RUNTIME_FLAG_FORCE = 1u << 9,       /* delete --force */
+  RUNTIME_FLAG_FORMAT_JSON = 1u << 10, /* ps --format json */
 };
 
 /* CRIU options shared by checkpoint and restore (from containerd's CheckpointOptions). */
@@ -83,9 +104,17 @@ struct runtime_ctx
 };
 
 /* Full argv: binary, global flags (--root <root>/<ns>, --log, --log-format json,
- * --systemd-cgroup, extra args), subcommand and its flags, then the id (and signal). */
+ * --systemd-cgroup, extra args), subcommand and its flags, then the id (and signal).
+ * Spelled as cfg->profile says: its subcommand names, and without the flags the profile
+ * marks as harmless to drop; flags it lacks outright stay (profile_check_call() refuses
+ * such calls, and runtime_run() checks before it spawns). */
 char **runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call);
+/* runc's name of a verb ("checkpoint"), which is also how errors name it. */
 const char *runtime_verb_name (enum runtime_verb verb);
+/* The RUNTIME_FLAG_* bits this call would put on the command line (cfg may be NULL). */
+unsigned runtime_call_flags (const struct runtime_call *call, const struct runtime_cfg *cfg);
+/* "--empty-ns" for RUNTIME_FLAG_EMPTY_NS; "?" for anything but a single known bit. */
+const char *runtime_flag_name (unsigned flag);
 
 /* Pid file contents ("1234" with optional whitespace). */
 int runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err);
@@ -119,7 +148,8 @@ struct runtime_io
 };
 
 /* Spawns one runtime invocation (cwd = bundle when set). io NULL means: stdin null, stdout and
- * stderr captured. On failure the error text is, in order of preference: the runtime's last
+ * stderr captured. A call the profile cannot make (profile_check_call()) is refused here:
+ * NULL, nothing spawned, err "<verb> failed: <why>". On failure the error text is, in order of preference: the runtime's last
  * log error written during this call, its stderr, "exec <binary>: <errno>", or the deadline. */
 struct spawn *runtime_run (struct event_base *base, struct reaper *reaper,
                            const struct runtime_ctx *ctx, const struct runtime_call *call,

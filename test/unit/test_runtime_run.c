@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "profile.h"
 #include "reaper.h"
 #include "runtime.h"
 #include "spawn.h"
@@ -46,6 +47,7 @@ struct outcome
 static const char *const fake_vars[] = {
   "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",  "FAKE_RUNTIME_LOG_ERROR", "FAKE_RUNTIME_STDERR",
   "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN", "FAKE_RUNTIME_SLEEP",     "FAKE_RUNTIME_PID",
+  "FAKE_YOUKI_RUNC",
 };
 
 static char *
@@ -415,6 +417,150 @@ test_error_not_stolen (void **state)
   assert_int_equal (o.exit_code, 2);
 }
 
+/* ---- profiles and the broken runtimes in test/fakes ---- */
+
+/* Another script next to fake-runtime. */
+static char *
+sibling_fake (const struct fixture *f, const char *name)
+{
+  const char *slash = strrchr (f->fake, '/');
+  return xasprintf ("%.*s/%s", (int) (slash - f->fake), f->fake, name);
+}
+
+static void
+test_profile_refuses_before_spawning (void **state)
+{
+  struct fixture *f = *state;
+  f->cfg.profile = profile_by_name ("youki");
+  struct runtime_criu criu = { .image_path = "/ck" };
+  struct runtime_call call = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = f->dir,
+                               .pid_file = f->pid_path, .criu = &criu };
+  int calls = 0;
+  shim_error_t err = NULL;
+  assert_null (
+      runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, unexpected_cb, &calls, &err));
+  assert_non_null (err);
+  assert_string_equal (err->msg, "restore failed: youki does not support restore");
+  assert_int_equal (err->code, SHIM_UNIMPLEMENTED);
+  shim_error_release (&err);
+  assert_int_equal (access (f->record_path, F_OK), -1); /* nothing ran */
+  assert_int_equal (calls, 0);
+}
+
+static void
+test_profile_spelling_reaches_runtime (void **state)
+{
+  struct fixture *f = *state;
+  f->cfg.profile = profile_by_name ("youki");
+  struct runtime_criu criu = { .image_path = "/ck", .leave_running = true };
+  struct runtime_call call = { .verb = RUNTIME_CHECKPOINT, .id = "c1", .criu = &criu };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_null (o.err);
+  cleanup_free char *rec = slurp (f->record_path);
+  cleanup_free char *want = xasprintf ("%s\t--root\t%s/testns\t--log\t%s\t--log-format\tjson\t"
+                                       "checkpointt\t--image-path\t/ck\t--leave-running\tc1\n",
+                                       f->fake, f->dir, f->log_path);
+  assert_string_equal (rec, want);
+  outcome_release (&o);
+}
+
+/* fake-youki in front of fake-runtime: the runtime's error reaches the log in youki's shape
+ * ("message", "ERROR") and is still what the failure says. */
+static void
+test_youki_log_format (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *youki = sibling_fake (f, "fake-youki");
+  f->cfg.binary = youki;
+  f->cfg.profile = profile_by_name ("youki");
+  setenv ("FAKE_YOUKI_RUNC", f->fake, 1);
+  setenv ("FAKE_RUNTIME_EXIT", "1", 1);
+  setenv ("FAKE_RUNTIME_LOG_ERROR", "container \"c1\" does not exist", 1);
+  struct runtime_call call = { .verb = RUNTIME_STATE, .id = "c1" };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg, "state failed: container \"c1\" does not exist");
+  assert_int_equal (o.err->code, SHIM_NOT_FOUND);
+  cleanup_free char *log = slurp (f->log_path);
+  assert_non_null (strstr (log, "\"level\":\"ERROR\",\"message\":\"container \\\"c1\\\" does"));
+  assert_null (strstr (log, "\"msg\""));
+  outcome_release (&o);
+}
+
+static void
+test_crash_names_signal (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *crash = sibling_fake (f, "fake-crash");
+  f->cfg.binary = crash;
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_int_equal (o.exit_code, 128 + SIGSEGV);
+  assert_non_null (o.err);
+  cleanup_free char *want = xasprintf (
+      "create failed: runtime %s killed by signal %d (%s)", crash, SIGSEGV, strsignal (SIGSEGV));
+  assert_string_equal (o.err->msg, want);
+  outcome_release (&o);
+}
+
+static void
+test_garbage_log_falls_back_to_stderr (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *garbage = sibling_fake (f, "fake-garbage-log");
+  f->cfg.binary = garbage;
+  append (f->log_path, "{\"level\":\"error\",\"msg\":\"an old failure\"}\n");
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_int_equal (o.exit_code, 1);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg,
+                       "create failed: fake-garbage-log: create failed; log.json is not JSON");
+  outcome_release (&o);
+}
+
+static void
+test_no_pidfile_succeeds_without_one (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *nopid = sibling_fake (f, "fake-no-pidfile");
+  f->cfg.binary = nopid;
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_null (o.err); /* the runtime says yes; reading the pid file is the caller's check */
+  assert_int_equal (access (f->pid_path, F_OK), -1);
+  outcome_release (&o);
+}
+
+static void
+test_hang_killed_at_deadline (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *hang = sibling_fake (f, "fake-hang");
+  f->cfg.binary = hang;
+  f->cfg.timeout_ms = 300;
+  struct runtime_call call = {
+    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+  };
+  struct outcome o = { 0 };
+  uint64_t took = run_call (f, &call, NULL, &o);
+  assert_true (took < 2000);
+  assert_non_null (o.err);
+  assert_int_equal (o.err->code, SHIM_DEADLINE_EXCEEDED);
+  outcome_release (&o);
+}
+
 int
 main (void)
 {
@@ -431,6 +577,13 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stdout_and_stdin, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cancel, setup, teardown),
     cmocka_unit_test_setup_teardown (test_error_not_stolen, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_profile_refuses_before_spawning, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_profile_spelling_reaches_runtime, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_youki_log_format, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_crash_names_signal, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_garbage_log_falls_back_to_stderr, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_no_pidfile_succeeds_without_one, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_hang_killed_at_deadline, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
