@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "info.h"
 #include "log.h"
 #include "manager.h"
 #include "publisher.h"
@@ -40,13 +41,14 @@ usage (const char *argv0)
 {
   fprintf (stderr,
            "usage: %s [-namespace NS] [-id ID] [-address ADDR] [-publish-binary BIN]\n"
-           "       [-bundle DIR] [-socket PATH] [-debug] [-v] [start|delete]\n",
+           "       [-bundle DIR] [-socket PATH] [-debug] [-v] [-info] [start|delete]\n",
            argv0);
 }
 
 /* Go's flag syntax, as containerd uses it: -name value, --name value, -name=value. */
 static int
-parse_args (int argc, char **argv, struct shim_args *a, const char **action, bool *version)
+parse_args (int argc, char **argv, struct shim_args *a, const char **action, bool *version,
+            bool *info)
 {
   struct
   {
@@ -82,6 +84,8 @@ parse_args (int argc, char **argv, struct shim_args *a, const char **action, boo
         a->debug = !eq || strcmp (eq + 1, "false") != 0;
       else if ((len == 1 && arg[0] == 'v') || (len == 7 && strncmp (arg, "version", 7) == 0))
         *version = true;
+      else if (len == 4 && strncmp (arg, "info", 4) == 0)
+        *info = true;
       else
         return -1;
     }
@@ -229,8 +233,8 @@ main (int argc, char **argv)
   cleanup_free char *self = realpath ("/proc/self/exe", NULL);
   struct shim_args a = { .self = self ? self : argv[0] };
   const char *action = NULL;
-  bool version = false;
-  if (parse_args (argc, argv, &a, &action, &version) < 0)
+  bool version = false, info = false;
+  if (parse_args (argc, argv, &a, &action, &version, &info) < 0)
     {
       usage (argv[0]);
       return 2;
@@ -242,7 +246,9 @@ main (int argc, char **argv)
     }
   cleanup_error shim_error_t err = NULL;
   int ret;
-  if (action == NULL)
+  if (info)
+    ret = info_run (&err);
+  else if (action == NULL)
     ret = run_daemon (&a, &err);
   else if (strcmp (action, "start") == 0)
     ret = manager_start (&a, &err);
@@ -255,7 +261,7 @@ main (int argc, char **argv)
     }
   if (ret < 0)
     {
-      if (action == NULL)
+      if (action == NULL && !info)
         log_error ("%s", err ? err->msg : "failed");
       else
         fprintf (stderr, "%s: %s\n", action, err ? err->msg : "failed");

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "config.h"
 #include "containerd/task/v2/task.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
@@ -282,41 +283,6 @@ manager_start (const struct shim_args *args, shim_error_t *err)
 
 /* ---- delete: the server is gone; clean up with what the bundle recorded ---- */
 
-static int
-run_blocking (char **argv, const char *cwd, unsigned timeout_ms)
-{
-  pid_t pid = fork ();
-  if (pid < 0)
-    return -1;
-  if (pid == 0)
-    {
-      int devnull = open ("/dev/null", O_RDWR);
-      dup2 (devnull, 0);
-      dup2 (devnull, 1);
-      if (cwd && chdir (cwd) < 0)
-        _exit (127);
-      execvp (argv[0], argv);
-      fprintf (stderr, "exec %s: %s\n", argv[0], strerror (errno));
-      _exit (127);
-    }
-  int status = 0;
-  for (uint64_t deadline = now_monotonic_ms () + timeout_ms;;)
-    {
-      pid_t r = waitpid (pid, &status, WNOHANG);
-      if (r == pid)
-        return wait_status_to_exit_code (status);
-      if (r < 0 && errno != EINTR)
-        return -1;
-      if (now_monotonic_ms () > deadline)
-        {
-          kill (pid, SIGKILL);
-          waitpid (pid, &status, 0);
-          return -1;
-        }
-      usleep (5000);
-    }
-}
-
 static void
 remove_dead_socket (const char *bundle)
 {
@@ -369,10 +335,11 @@ manager_delete (const struct shim_args *args, shim_error_t *err)
     fprintf (stderr, "cshim delete: %s (using defaults)\n", load_err->msg);
 
   cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
-  struct runtime_ctx ctx = { &opts.runtime, args->namespace, log_path };
+  struct runtime_ctx ctx = { .cfg = &opts.runtime, .namespace = args->namespace,
+                            .log_path = log_path };
   struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
   cleanup_strv char **argv = runtime_argv (&ctx, &call);
-  int rc = run_blocking (argv, bundle, opts.runtime.timeout_ms);
+  int rc = cmd_run (argv, bundle, opts.runtime.timeout_ms, NULL, NULL);
   if (rc != 0)
     fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0], args->id, rc);
   config_release (&opts);

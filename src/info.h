@@ -1,0 +1,17 @@
+#ifndef CSHIM_INFO_H
+#define CSHIM_INFO_H
+
+/* `-info`: a containerd.types.RuntimeInfo on stdout, describing the runtime the options on
+ * stdin select. Never fails for lack of a `features` command: a document is synthesized from
+ * the runtime's profile instead. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Builds the packed RuntimeInfo from the options bytes (may be empty). */
+uint8_t *info_build (const uint8_t *options, size_t options_len, size_t *out_len);
+int info_run (shim_error_t *err);
+
+#endif
