@@ -9,6 +9,7 @@
 #include "procio.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "trace.h"
 #include "util.h"
 
 static void
@@ -70,6 +71,7 @@ container_free (struct container *c)
   free (c->rootfs);
   free (c->checkpoint);
   oom_watch_free (c->oom);
+  trace_close (c->trace);
   cgroup_free (c->cgroup);
   free (c);
 }

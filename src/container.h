@@ -21,6 +21,7 @@ struct reaper_watch;
 struct ttrpc_call;
 struct spawn;
 struct task_service;
+struct trace;
 
 struct waiter
 {
@@ -75,6 +76,7 @@ struct container
   char *rootfs; /* <bundle>/rootfs when we mounted it, else NULL */
   struct cgroup *cgroup;  /* the init's cgroups, resolved once it exists */
   struct oom_watch *oom;  /* armed right after create */
+  struct trace *trace;    /* runtime-call trace; NULL: off */
   char *checkpoint; /* Create asked to restore from this image: the runtime restores at Start */
   struct task_options opts;
   struct process init;

@@ -13,6 +13,7 @@
 #include "info.h"
 #include "log.h"
 #include "manager.h"
+#include "profile.h"
 #include "publisher.h"
 #include "reaper.h"
 #include "shim.h"
@@ -215,6 +216,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   event_free (d.sig_term);
   event_free (d.sig_int);
   event_free (d.idle);
+  profile_cache_clear ();
   reaper_free (d.shim.reaper);
   event_base_free (d.shim.base);
   return 0;

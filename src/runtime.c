@@ -16,6 +16,7 @@
 #include "log.h"
 #include "profile.h"
 #include "spawn.h"
+#include "trace.h"
 #include "util.h"
 
 #define RUNTIME_DEFAULT_BINARY "runc"
@@ -491,6 +492,7 @@ struct run_op
   off_t log_offset;
   unsigned timeout_ms;
   char *cmdline;
+  struct trace_call *trace; /* NULL unless the call is traced */
   runtime_cb cb;
   void *arg;
 };
@@ -503,6 +505,7 @@ run_op_free (void *arg)
   free (op->log_path);
   free (op->cwd);
   free (op->cmdline);
+  trace_call_free (op->trace);
   free (op);
 }
 
@@ -595,6 +598,8 @@ run_done_cb (const struct spawn_result *sr, void *arg)
   log_debug ("runtime: `%s` (pid %d) exited %d after %llu ms%s%s", op->cmdline, (int) sr->pid,
              sr->exit_code, (unsigned long long) sr->duration_ms, res.err ? ": " : "",
              res.err ? res.err->msg : "");
+  /* Before the callback, which may take the error. */
+  trace_call_end (steal_ptr (&op->trace), sr, res.err ? res.err->msg : NULL);
   op->cb (&res, op->arg);
   shim_error_release (&res.err);
   run_op_free (op);
@@ -676,6 +681,8 @@ runtime_run (struct event_base *base, struct reaper *reaper, const struct runtim
   cleanup_strv char **argv = runtime_argv (ctx, call);
   cleanup_strv char **envp = runtime_env ();
   struct run_op *op = run_op_new (ctx, call, cwd, argv, cb, arg);
+  if (ctx->trace)
+    op->trace = trace_call_begin (ctx->trace, runtime_verb_name (call->verb), argv, cwd, envp);
   struct spawn_req req = {
     .argv = argv, .envp = envp, .cwd = cwd,
     .stdin_fd = io->stdin_fd, .stdin_data = io->stdin_data, .stdin_len = io->stdin_len,

@@ -16,6 +16,7 @@ struct event_base;
 struct reaper;
 struct runtime_profile;
 struct spawn;
+struct trace;
 
 /* Which runtime and how to call it; filled by config.c, persisted in the bundle. */
 struct runtime_cfg
@@ -101,6 +102,7 @@ struct runtime_ctx
   const struct runtime_cfg *cfg;
   const char *namespace;
   const char *log_path; /* --log <path> --log-format json; NULL: no --log */
+  struct trace *trace;  /* runtime-call trace (trace.h); NULL: off, at no cost */
 };
 
 /* Full argv: binary, global flags (--root <root>/<ns>, --log, --log-format json,

@@ -21,11 +21,13 @@
 #include "oom.h"
 #include "pb.h"
 #include "procio.h"
+#include "profile.h"
 #include "publisher.h"
 #include "reaper.h"
 #include "runtime.h"
 #include "shim.h"
 #include "spawn.h"
+#include "trace.h"
 #include "ttrpc_server.h"
 #include "util.h"
 
@@ -105,6 +107,7 @@ task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_
   ctx->cfg = &c->opts.runtime;
   ctx->namespace = svc->shim->namespace;
   ctx->log_path = c->log_path;
+  ctx->trace = c->trace;
 }
 
 /* Runtime failures read like the stock shim's: "OCI runtime create failed: <runtime text>". */
@@ -403,6 +406,14 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
       || config_apply_any (&c->opts, req->options, err) < 0
       || config_save (&c->opts, c->bundle, err) < 0 || mount_rootfs (c, req, err) < 0)
     return -1;
+  if (c->opts.trace || c->service->shim->debug)
+    {
+      cleanup_error shim_error_t terr = NULL;
+      c->trace = trace_open (c->opts.trace_dir, c->service->shim->namespace, c->id, c->bundle,
+                             &terr);
+      if (c->trace == NULL)
+        log_error_release (LOG_LEVEL_WARN, "runtime-call trace off", &terr);
+    }
   c->init.terminal = req->terminal;
   c->init.stdin_path = xstrdup (req->stdin);
   c->init.stdout_path = xstrdup (req->stdout);
@@ -412,17 +423,63 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
 
 static void create_io_ready_cb (shim_error_t err, void *arg);
 
+/* The runtime's profile is known: refuse a restore it cannot do now rather than at Start, then
+ * wait for the IO. */
 static void
-create_run (struct op *op)
+create_profile_ready (struct op *op)
 {
   struct container *c = op->container;
   shim_error_t err = NULL;
-  if (create_prepare (c, op->req, &err) < 0)
+  struct runtime_call rc = { .verb = RUNTIME_RESTORE, .id = c->id, .bundle = c->bundle };
+  if (c->checkpoint && profile_check_call (c->opts.runtime.profile, &rc, &c->opts.runtime, &err) < 0)
     {
       create_failed (c->service, c, op->call, &err);
       return;
     }
   proc_io_when_ready (c->init.io, create_io_ready_cb, op);
+}
+
+static void
+create_probe_cb (const struct runtime_profile *p, const struct profile_info *info,
+                 shim_error_t err, void *arg)
+{
+  struct op *op = arg;
+  struct container *c = op->container;
+  if (err)
+    {
+      shim_error_wrap (&err, "runtime `%s`", c->opts.runtime.binary);
+      create_failed (c->service, c, op->call, &err);
+      return;
+    }
+  c->opts.runtime.profile = p;
+  log_info ("create %s: runtime %s is %s %s", c->id, c->opts.runtime.binary, p->name,
+            info->version);
+  create_profile_ready (op);
+}
+
+static void
+create_run (struct op *op)
+{
+  struct container *c = op->container;
+  struct task_service *svc = c->service;
+  shim_error_t err = NULL;
+  const struct runtime_profile *forced = NULL;
+  if (create_prepare (c, op->req, &err) < 0
+      || profile_parse_name (c->opts.profile, &forced, &err) < 0)
+    {
+      create_failed (svc, c, op->call, &err);
+      return;
+    }
+  if (forced)
+    {
+      c->opts.runtime.profile = forced;
+      create_profile_ready (op);
+      return;
+    }
+  if (profile_probe (svc->shim->base, svc->shim->reaper, c->opts.runtime.binary, create_probe_cb,
+                     op, &err)
+      < 0)
+    create_failed (svc, c, op->call, &err);
 }
 
 /* The process's IO is ready (a logging binary signalled it): run the runtime. */
