@@ -285,6 +285,20 @@ proc_io_new (struct event_base *base, const struct proc_io_config *cfg, shim_err
   return io;
 }
 
+char *
+proc_io_take_stderr (struct proc_io *io)
+{
+  if (io == NULL || io->err.src < 0 || io->started)
+    return NULL;
+  char buf[4096];
+  ssize_t n = read (io->err.src, buf, sizeof buf - 1);
+  if (n <= 0)
+    return NULL;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+    n--;
+  return n > 0 ? xstrndup (buf, n) : NULL;
+}
+
 const char *
 proc_io_console_socket (const struct proc_io *io)
 {

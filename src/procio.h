@@ -43,7 +43,12 @@ void proc_io_free (struct proc_io *io);
 
 /* The container's stdio fds for the runtime (SPAWN_FD_NULL where a stream is absent). */
 void proc_io_runtime_fds (const struct proc_io *io, int fds[3]);
-/* Closes the shim's copies of the container ends and starts copying. */
+/* Before proc_io_start(): what the runtime wrote to the process's stderr pipe (a failed create
+ * or exec writes its own complaint there, since the process's stdio is the runtime's).
+ * NULL when nothing is there. */
+char *proc_io_take_stderr (struct proc_io *io);
+/* Closes the shim's copies of the container ends and starts copying. Called once the runtime
+ * call that hands the stdio to the process has succeeded. */
 void proc_io_start (struct proc_io *io);
 /* cb runs once both output streams are finished (EOF, error or drain deadline). */
 void proc_io_on_drained (struct proc_io *io, void (*cb) (void *arg), void *arg);

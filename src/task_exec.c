@@ -77,11 +77,16 @@ start_done_cb (struct runtime_result *res, void *arg)
   if (res->err || err)
     {
       p->start_failed = true;
-      task_fail_runtime (op->call, res->err ? &res->err : &err);
+      if (res->err)
+        task_fail_runtime_io (op->call, &res->err, process_is_init (p) && !c->checkpoint ? NULL : p->io);
+      else
+        ttrpc_call_fail (op->call, &err);
       task_flush_exits (svc, c);
       container_op_done (c);
       return;
     }
+  if (!process_is_init (p) || c->checkpoint)
+    proc_io_start (p->io);
   p->state = process_next (p->state, PROCESS_START);
   p->started = true;
   if (process_is_init (p) && c->checkpoint)
@@ -116,11 +121,8 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
   int fds[3];
   proc_io_runtime_fds (p->io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
-  struct spawn *s = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
-                                 start_done_cb, op, err);
-  if (s)
-    proc_io_start (p->io);
-  return s;
+  return runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
+                      start_done_cb, op, err);
 }
 
 static void

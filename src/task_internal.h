@@ -10,6 +10,7 @@
 #include "container.h"
 #include "error.h"
 
+struct proc_io;
 struct runtime_ctx;
 struct shim;
 struct ttrpc_call;
@@ -33,6 +34,9 @@ int task_open_io (struct task_service *svc, struct process *p, shim_error_t *err
 void task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_ctx *ctx);
 /* Fails call with "OCI runtime <verb> failed: <runtime text>", keeping the runtime's code. */
 void task_fail_runtime (struct ttrpc_call *call, shim_error_t *err);
+/* The same for a call that handed io to the process: what the runtime wrote to the process's
+ * stderr is added to the message. */
+void task_fail_runtime_io (struct ttrpc_call *call, shim_error_t *err, struct proc_io *io);
 void task_publish (struct task_service *svc, const char *topic, const ProtobufCMessage *event);
 void task_flush_exits (struct task_service *svc, struct container *c);
 int task_watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,

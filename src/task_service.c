@@ -114,8 +114,18 @@ task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_
 void
 task_fail_runtime (struct ttrpc_call *call, shim_error_t *err)
 {
+  task_fail_runtime_io (call, err, NULL);
+}
+
+void
+task_fail_runtime_io (struct ttrpc_call *call, shim_error_t *err, struct proc_io *io)
+{
   shim_error_t e = NULL;
-  shim_error_make (&e, 0, (*err)->code, "OCI runtime %s", (*err)->msg);
+  cleanup_free char *said = proc_io_take_stderr (io);
+  if (said && strstr ((*err)->msg, said) == NULL)
+    shim_error_make (&e, 0, (*err)->code, "OCI runtime %s: %s", (*err)->msg, said);
+  else
+    shim_error_make (&e, 0, (*err)->code, "OCI runtime %s", (*err)->msg);
   shim_error_release (err);
   ttrpc_call_fail (call, &e);
 }
@@ -378,10 +388,11 @@ create_done_cb (struct runtime_result *res, void *arg)
   shim_error_t err = NULL;
   if (res->err)
     {
-      shim_error_make (&err, 0, res->err->code, "OCI runtime %s", res->err->msg);
-      create_failed (svc, c, op->call, &err);
+      task_fail_runtime_io (op->call, &res->err, c->init.io);
+      task_destroy_container (svc, c);
       return;
     }
+  proc_io_start (c->init.io);
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
   if (task_watch_pid_file (svc, &c->init, pid_file, &err) < 0)
     {
@@ -518,11 +529,7 @@ create_io_ready_cb (shim_error_t err, void *arg)
   op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
                            create_done_cb, op, &err);
   if (op->spawn == NULL)
-    {
-      create_failed (svc, c, op->call, &err);
-      return;
-    }
-  proc_io_start (c->init.io);
+    create_failed (svc, c, op->call, &err);
 }
 
 static void

@@ -108,7 +108,7 @@ def test_garbage_log_falls_back_to_stderr(containerd, ctr, image, cid, tmp_path)
     result = ctr("run", "--rm", *cshim_args(cfg), image, cid, "/bin/true", check=False,
                  timeout=RUN_TIMEOUT)
     # Nothing in the log is a JSON error line, so the runtime's stderr explains the failure.
-    assert "OCI runtime create failed: create failed: fake-garbage-log: create failed; " \
+    assert "OCI runtime create failed: exit status 1: fake-garbage-log: create failed; " \
            "log.json is not JSON" in result.stderr, describe(result)
     assert_clean(containerd, cid)
 
