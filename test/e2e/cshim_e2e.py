@@ -1,16 +1,21 @@
 """Helpers for the cshim end-to-end tests: a private containerd, ctr, events,
 process, mount and cgroup inspection. Standard library only."""
 
+import fcntl
 import hashlib
 import io
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tarfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -66,6 +71,17 @@ def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, env=None, input=None):
     if check and proc.returncode != 0:
         raise CommandFailed(describe(proc))
     return proc
+
+
+def run_bytes(cmd, input=None, timeout=DEFAULT_TIMEOUT):
+    """subprocess.run with bytes in and out, always with a timeout; no check."""
+    cmd = [str(c) for c in cmd]
+    try:
+        return subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(f"$ {' '.join(cmd)}\ntimed out after {timeout}s\n"
+                            f"stderr:\n{exc.stderr!r}") from None
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
@@ -268,7 +284,10 @@ def remove_fifos(container_ids, fifo_root=Path("/run/containerd/fifo")):
     except FileNotFoundError:
         return
     for directory in dirs:
-        entries = list(directory.iterdir())
+        try:
+            entries = list(directory.iterdir())
+        except FileNotFoundError:  # its ctr removed it meanwhile
+            continue
         ours = [e for e in entries if e.name in names]
         for entry in ours:
             entry.unlink(missing_ok=True)
@@ -365,6 +384,13 @@ class EventStream:
                     raise
             finally:
                 self.containerd.ctr("namespaces", "remove", name, check=False)
+
+    def position(self, predicate, timeout=15.0, what="event"):
+        """Index in self.events of the first event matching predicate,
+        waiting for it if needed: compares the order of events."""
+        found = self.wait_for(predicate, timeout=timeout, what=what)
+        with self._cond:
+            return self.events.index(found)
 
     def for_container(self, container_id):
         with self._cond:
@@ -471,6 +497,11 @@ class Containerd:
     def ctr(self, *args, check=True, timeout=DEFAULT_TIMEOUT, namespace=None, input=None):
         return run(self.ctr_argv(*args, namespace=namespace), check=check,
                    timeout=timeout, input=input)
+
+    def ctr_bytes(self, *args, input=None, timeout=DEFAULT_TIMEOUT, namespace=None):
+        """ctr with binary stdin/stdout (no check): for data that is not text."""
+        return run_bytes(self.ctr_argv(*args, namespace=namespace), input=input,
+                         timeout=timeout)
 
     def popen(self, args, **kwargs):
         kwargs.setdefault("stdin", subprocess.DEVNULL)
@@ -618,3 +649,137 @@ def build_oci_archive(rootfs, ref, output):
         _add_file(archive, "index.json", json.dumps(index).encode())
         _add_file(archive, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     return output
+
+
+# --- tasks, events, cgroups and terminals (exec, io, control, checkpoint tests) ---
+
+RUN_TIMEOUT = 30
+
+
+def wait_task_status(containerd, container_id, status, timeout=15.0):
+    """Poll `ctr task ls` until container_id shows status; return its pid."""
+    def reached():
+        entry = containerd.tasks().get(container_id)
+        return entry if entry and entry[1] == status else None
+
+    pid, _ = wait_until(reached, timeout=timeout, what=f"task {container_id} {status}")
+    return pid
+
+
+def run_detached(containerd, runtime_args, source, container_id, *argv, flags=()):
+    """`ctr run -d FLAGS RUNTIME_ARGS SOURCE ID ARGV...` and wait until the task
+    is RUNNING; source is ["--rootfs", DIR] or [IMAGE]. Returns the init pid."""
+    containerd.ctr("run", "-d", *flags, *runtime_args, *source, container_id, *argv,
+                   timeout=RUN_TIMEOUT)
+    return wait_task_status(containerd, container_id, "RUNNING")
+
+
+def exit_status(event):
+    return event.data.get("exit_status", 0)  # zero values are omitted in JSON
+
+
+def controller_cgroup(pid, controller):
+    """The v1 cgroup directory of pid for controller (e.g. "memory",
+    "freezer"), from /proc/<pid>/cgroup."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+    raise AssertionError(f"pid {pid} has no {controller} cgroup:\n"
+                         + Path(f"/proc/{pid}/cgroup").read_text())
+
+
+def process_state(pid):
+    """The State letter of /proc/<pid>/status (R, S, D, T, Z, ...)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return re.search(r"^State:\s*(\S)", status, re.M).group(1)
+
+
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _take_controlling_tty():
+    # runs in the child after setsid(): stdin (the pty slave) becomes its terminal
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class PtyProcess:
+    """A command whose stdin, stdout and stderr are the slave of a new
+    pseudo-terminal, which is its controlling terminal (own session): a user
+    typing at ctr. Every read has a deadline."""
+
+    def __init__(self, argv, rows=24, cols=80, env=None):
+        self.master, slave = pty.openpty()
+        set_winsize(slave, rows, cols)
+        try:
+            self.proc = subprocess.Popen([str(a) for a in argv], stdin=slave, stdout=slave,
+                                         stderr=slave, env=env, start_new_session=True,
+                                         preexec_fn=_take_controlling_tty)
+        finally:
+            os.close(slave)
+        self.output = bytearray()
+        self.consumed = 0
+        self.eof = False
+
+    def send(self, data):
+        os.write(self.master, data.encode() if isinstance(data, str) else data)
+
+    def _read_some(self, deadline):
+        """Read what is available until deadline; False at EOF."""
+        remaining = max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([self.master], [], [], remaining)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: every slave fd is closed
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.output += chunk
+        return True
+
+    def expect(self, pattern, timeout=10.0):
+        """Wait for regex pattern (bytes) in the output not matched yet; return the match."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.output, self.consumed)
+            if match:
+                self.consumed = match.end()
+                return match
+            if self.eof or time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"{pattern!r} not seen within {timeout}s"
+                    f"{' (terminal closed)' if self.eof else ''}; output so far:\n"
+                    f"{bytes(self.output)!r}")
+            self._read_some(deadline)
+
+    def resize(self, rows, cols):
+        """Resize the outer terminal (the kernel signals its foreground group)
+        and send SIGWINCH to the command as a terminal emulator does."""
+        set_winsize(self.master, rows, cols)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGWINCH)
+
+    def wait(self, timeout=10.0):
+        """Keep reading the output until the command exits; its exit status."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.proc.args} still running after {timeout}s; "
+                                     f"output:\n{bytes(self.output)!r}")
+            if self.eof:
+                time.sleep(0.05)
+            else:
+                self._read_some(min(deadline, time.monotonic() + 0.2))
+        return self.proc.returncode
+
+    def close(self):
+        stop_popen(self.proc, timeout=5)
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
