@@ -334,14 +334,21 @@ manager_delete (const struct shim_args *args, shim_error_t *err)
   if (config_load (&opts, bundle, &load_err) < 0)
     fprintf (stderr, "cshim delete: %s (using defaults)\n", load_err->msg);
 
-  cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
-  struct runtime_ctx ctx = { .cfg = &opts.runtime, .namespace = args->namespace,
-                            .log_path = log_path };
-  struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
-  cleanup_strv char **argv = runtime_argv (&ctx, &call);
-  int rc = cmd_run (argv, bundle, opts.runtime.timeout_ms, NULL, NULL);
-  if (rc != 0)
-    fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0], args->id, rc);
+  /* containerd runs `delete` after every shim disconnect, on the critical path of `ctr run
+   * --rm`: when the runtime keeps no state for the container there is nothing to force. */
+  cleanup_free char *state = xasprintf ("%s/%s/%s", opts.runtime.root, args->namespace, args->id);
+  if (access (state, F_OK) == 0)
+    {
+      cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
+      struct runtime_ctx ctx = { .cfg = &opts.runtime, .namespace = args->namespace,
+                                .log_path = log_path };
+      struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
+      cleanup_strv char **argv = runtime_argv (&ctx, &call);
+      int rc = cmd_run (argv, bundle, opts.runtime.timeout_ms, NULL, NULL);
+      if (rc != 0)
+        fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0],
+                 args->id, rc);
+    }
   config_release (&opts);
 
   cleanup_free char *rootfs = xasprintf ("%s/rootfs", bundle);

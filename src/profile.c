@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stddef.h>
+#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -687,6 +688,70 @@ probe_error (const struct probe_entry *e, const struct spawn_result *sr, shim_er
                           WTERMSIG (sr->status));
 }
 
+/* The probe outcome also lives on disk (tmpfs), so the next shim process, one per container,
+ * does not run `--version` again: keyed by the binary's path, valid while its file id is. */
+static char *
+disk_cache_path (const char *path)
+{
+  const char *dir = getenv ("CSHIM_PROBE_CACHE_DIR");
+  char hex[SHA256_DIGEST_STRING_LENGTH];
+  SHA256Data ((const uint8_t *) path, strlen (path), hex);
+  return xasprintf ("%s/%s", dir && dir[0] ? dir : PROFILE_DISK_CACHE_DIR, hex);
+}
+
+static void
+disk_cache_store (const struct probe_entry *e, const char *text)
+{
+  if (!e->known_id)
+    return;
+  cleanup_free char *file = disk_cache_path (e->path);
+  cleanup_free char *dir = xstrdup (file);
+  *strrchr (dir, '/') = '\0';
+  cleanup_free char *data
+      = xasprintf ("%llu %llu %lld %lld %ld\n%s", (unsigned long long) e->id.dev,
+                   (unsigned long long) e->id.ino, (long long) e->id.size,
+                   (long long) e->id.mtime.tv_sec, e->id.mtime.tv_nsec, text);
+  if (mkdir_p (dir, 0700) == 0)
+    write_file_atomic (file, data, strlen (data), 0600, NULL);
+}
+
+/* The `--version` text cached for path when it still describes the same file, else NULL. */
+static char *
+disk_cache_load (const char *path, const struct file_id *id)
+{
+  cleanup_free char *file = disk_cache_path (path);
+  cleanup_free char *data = NULL;
+  if (read_file (file, 16384, &data, NULL, NULL) < 0)
+    return NULL;
+  unsigned long long dev, ino;
+  long long size, sec;
+  long nsec;
+  int used = 0;
+  if (sscanf (data, "%llu %llu %lld %lld %ld\n%n", &dev, &ino, &size, &sec, &nsec, &used) != 5
+      || used == 0)
+    return NULL;
+  struct file_id cached = { (dev_t) dev, (ino_t) ino, (off_t) size, { (time_t) sec, nsec } };
+  return file_id_equal (&cached, id) ? xstrdup (data + used) : NULL;
+}
+
+/* An entry from the disk cache: done at once, no process started. */
+static struct probe_entry *
+entry_from_disk (const char *binary, char **path, const struct file_id *id)
+{
+  cleanup_free char *text = disk_cache_load (*path, id);
+  if (text == NULL)
+    return NULL;
+  struct probe_entry *e = xcalloc (1, sizeof *e);
+  e->binary = xstrdup (binary);
+  e->path = steal_ptr (path);
+  e->id = *id;
+  e->known_id = true;
+  e->done = true;
+  profile_resolve (profile_from_version (text, &e->info), &e->info, &e->profile);
+  LIST_INSERT_HEAD (&probe_entries, e, link);
+  return e;
+}
+
 /* Whatever the text, a runtime that answered gets a profile; one that could not is an error. */
 static int
 probe_outcome (struct probe_entry *e, const struct spawn_result *sr, shim_error_t *err)
@@ -696,6 +761,7 @@ probe_outcome (struct probe_entry *e, const struct spawn_result *sr, shim_error_
   const char *text = sr->out_len ? sr->out : sr->err;
   const struct runtime_profile *base = profile_from_version (text, &e->info);
   profile_resolve (base, &e->info, &e->profile);
+  disk_cache_store (e, text);
   log_debug ("runtime %s (%s): profile %s, version %s, exit %d", e->binary, e->path, base->name,
              e->info.version[0] ? e->info.version : "unknown", sr->exit_code);
   return 0;
@@ -761,6 +827,8 @@ profile_probe (struct event_base *base, struct reaper *reaper, const char *binar
   struct file_id id = { 0 };
   bool known_id = file_id_of (path, &id);
   struct probe_entry *e = entry_find (binary, known_id, &id);
+  if (e == NULL && path && known_id)
+    e = entry_from_disk (binary, &path, &id);
   if (e == NULL && (e = entry_start (base, reaper, binary, &path, err)) == NULL)
     return -1;
   struct probe_waiter *w = waiter_new (base, e, cb, arg);

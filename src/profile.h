@@ -110,6 +110,8 @@ int profile_check_call (const struct runtime_profile *p, const struct runtime_ca
 char *profile_features_json (const struct runtime_profile *p, const struct profile_info *info);
 
 #define PROFILE_PROBE_TIMEOUT_MS 5000
+/* Where probe outcomes are kept across shim processes (env CSHIM_PROBE_CACHE_DIR overrides). */
+#define PROFILE_DISK_CACHE_DIR "/run/cshim/probe"
 
 /* The outcome of a probe. On success p and info stay valid until profile_cache_clear(); on
  * failure both are NULL and err is the callback's to consume (reply, log or release). */

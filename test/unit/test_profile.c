@@ -542,6 +542,8 @@ setup (void **state)
   f->fakes = fakes_dir ();
   f->record = xasprintf ("%s/record", f->dir);
   setenv ("FAKE_RUNTIME_RECORD", f->record, 1);
+  cleanup_free char *cache = xasprintf ("%s/probe-cache", f->dir);
+  setenv ("CSHIM_PROBE_CACHE_DIR", cache, 1);
   *state = f;
   return 0;
 }
@@ -552,6 +554,7 @@ teardown (void **state)
   struct fixture *f = *state;
   profile_cache_clear ();
   unsetenv ("FAKE_RUNTIME_RECORD");
+  unsetenv ("CSHIM_PROBE_CACHE_DIR");
   cleanup_free char *rm = xasprintf ("rm -rf '%s'", f->dir);
   assert_int_equal (system (rm), 0);
   free (f->record);
@@ -664,6 +667,36 @@ test_probe_youki_cached (void **state)
   assert_ptr_equal (o.p, first);
   assert_null (o.err);
   assert_int_equal (record_lines (f), 1);
+}
+
+/* Another shim process (here: an emptied in-memory cache) finds the outcome on disk and runs
+ * nothing, until the binary changes. */
+static void
+test_probe_disk_cache (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *copy = xasprintf ("cp '%s/fake-youki' '%s/youki'", f->fakes, f->dir);
+  assert_int_equal (system (copy), 0);
+  cleanup_free char *youki = xasprintf ("%s/youki", f->dir);
+  struct probed o = { 0 };
+  probe (f, youki, &o);
+  assert_true (run_until_calls (f->base, &o, 1, 10000));
+  assert_int_equal (record_lines (f), 1);
+
+  profile_cache_clear ();
+  probe (f, youki, &o);
+  assert_true (run_until_calls (f->base, &o, 2, 1000));
+  assert_null (o.err);
+  assert_string_equal (o.p->name, "youki");
+  assert_string_equal (o.p->version, "0.5.7");
+  assert_int_equal (record_lines (f), 1);
+
+  profile_cache_clear ();
+  cleanup_free char *touch = xasprintf ("echo >> '%s'", youki);
+  assert_int_equal (system (touch), 0);
+  probe (f, youki, &o);
+  assert_true (run_until_calls (f->base, &o, 3, 10000));
+  assert_int_equal (record_lines (f), 2);
 }
 
 static void
@@ -827,6 +860,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_probe_installed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_youki_cached, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_shared_run, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_probe_disk_cache, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_path_lookup_and_change, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_unknown_is_generic, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_missing_binary, setup, teardown),
