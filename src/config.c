@@ -23,7 +23,9 @@ config_init (struct task_options *o)
   o->runtime.root = xstrdup (CONFIG_DEFAULT_ROOT);
   o->runtime.timeout_ms = CONFIG_DEFAULT_TIMEOUT_MS;
   o->profile = xstrdup ("auto");
-  o->trace_dir = xstrdup (CONFIG_DEFAULT_TRACE_DIR);
+  /* The environment (containerd's, inherited) may move the default, e.g. for a test run. */
+  const char *trace_dir = getenv ("CSHIM_TRACE_DIR");
+  o->trace_dir = xstrdup (trace_dir && trace_dir[0] ? trace_dir : CONFIG_DEFAULT_TRACE_DIR);
   o->exec_io_drain_ms = CONFIG_DEFAULT_EXEC_IO_DRAIN_MS;
   o->io_policy = xstrdup ("block");
 }

@@ -16,6 +16,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "containerd/runtime/bootstrap/v1/bootstrap.pb-c.h"
 #include "containerd/task/v2/task.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "mount.h"
@@ -208,18 +209,41 @@ adjust_oom_score (pid_t daemon)
     (void) !write (fd, buf, n);
 }
 
-/* Options on stdin (a google.protobuf.Any from containerd 1.6-2.2) are kept in the bundle:
- * Create may carry only task options, and the runtime choice must not be lost. */
+/* containerd 2.3+ sends BootstrapParams instead of the options Any; both parse as either
+ * (fields 1 and 2 are strings), so, as upstream does, a message whose instance id and
+ * namespace are ours is taken as BootstrapParams and its first extension is the options. */
+uint8_t *
+manager_bootstrap_options (const struct shim_args *args, const uint8_t *data, size_t len,
+                        size_t *out_len)
+{
+  cleanup_pbmsg ProtobufCMessage *m = protobuf_c_message_unpack (
+      &containerd__runtime__bootstrap__v1__bootstrap_params__descriptor, NULL, len, data);
+  const Containerd__Runtime__Bootstrap__V1__BootstrapParams *b = (const void *) m;
+  if (b == NULL || strcmp (b->instance_id, args->id ? args->id : "") != 0
+      || strcmp (b->namespace_, args->namespace ? args->namespace : "") != 0)
+    return NULL;
+  *out_len = 0;
+  if (b->n_extensions == 0 || b->extensions[0]->value == NULL)
+    return xcalloc (1, 1);
+  return pb_pack (&b->extensions[0]->value->base, out_len);
+}
+
+/* Options on stdin are kept in the bundle: Create may carry only task options, and the
+ * runtime choice must not be lost. */
 static void
-save_start_options (const char *bundle)
+save_start_options (const struct shim_args *args, const char *bundle)
 {
   cleanup_free char *data = NULL;
   size_t len = 0;
   if (isatty (STDIN_FILENO) || read_file ("/dev/stdin", 1u << 20, &data, &len, NULL) < 0
       || len == 0)
     return;
+  size_t opts_len = len;
+  cleanup_free uint8_t *opts = manager_bootstrap_options (args, (const uint8_t *) data, len,
+                                                       &opts_len);
   cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_START_OPTIONS_FILE);
-  write_file_atomic (path, data, len, 0600, NULL);
+  if (opts_len > 0)
+    write_file_atomic (path, opts ? (const char *) opts : data, opts_len, 0600, NULL);
 }
 
 /* ShimCgroup: the server joins that cgroup in every hierarchy where it exists (v1 mounts
@@ -256,7 +280,7 @@ manager_start (const struct shim_args *args, shim_error_t *err)
   read_file (spec_path, 16u << 20, &spec, NULL, NULL);
   cleanup_free char *key = manager_group_key (spec, args->id);
   cleanup_free char *address = manager_socket_address (args->address, args->namespace, key);
-  save_start_options (bundle);
+  save_start_options (args, bundle);
 
   bool existing = false;
   cleanup_close int fd = listen_socket (socket_path_of (address), &existing, err);

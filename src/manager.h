@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -26,6 +27,11 @@ struct shim_args
 char *manager_socket_address (const char *address, const char *namespace, const char *key);
 /* Grouping key from the bundle's config.json annotations (pure: takes its text). */
 char *manager_group_key (const char *config_json, const char *id);
+
+/* When data is containerd 2.3's BootstrapParams for us (same instance id and namespace):
+ * the options Any it carries, packed (empty when none); NULL when data is not one. */
+uint8_t *manager_bootstrap_options (const struct shim_args *args, const uint8_t *data,
+                                    size_t len, size_t *out_len);
 
 int manager_start (const struct shim_args *args, shim_error_t *err);
 int manager_delete (const struct shim_args *args, shim_error_t *err);

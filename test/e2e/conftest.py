@@ -137,8 +137,11 @@ def containerd_factory(base_dir, hugetlb, shim_path_prefix, sanitizer_env):
 
     def make(label, extra_path=()):
         directory = base_dir / f"c{next(counter)}"
+        # containerd runs shims with -debug here, which turns runtime-call traces on: keep
+        # them with the run instead of under /run/cshim.
+        env = {**sanitizer_env, "CSHIM_TRACE_DIR": str(base_dir / "trace")}
         instance = Containerd(directory, label, [*extra_path, *shim_path_prefix],
-                              extra_env=sanitizer_env)
+                              extra_env=env)
         started.append(instance)
         return instance.start()
 

@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <sys/mount.h>
 
+#include "containerd/runc/v1/options.pb-c.h"
+#include "containerd/runtime/bootstrap/v1/bootstrap.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
 #include "manager.h"
+#include "pb.h"
 #include "mount.h"
 
 /* Captured from containerd-shim-runc-v2 1.6.20: the `address` file it wrote for container
@@ -75,6 +79,56 @@ test_mount_options (void **state)
   assert_null (data);
 }
 
+static void
+test_bootstrap_params (void **state)
+{
+  (void) state;
+  struct shim_args args = { .id = "task-1", .namespace = "k8s.io" };
+  Containerd__Runc__V1__Options r = CONTAINERD__RUNC__V1__OPTIONS__INIT;
+  r.binary_name = "/usr/bin/crun";
+  Google__Protobuf__Any *opts = pb_any_pack (&r.base);
+  Containerd__Runtime__Bootstrap__V1__Extension ext
+      = CONTAINERD__RUNTIME__BOOTSTRAP__V1__EXTENSION__INIT;
+  ext.value = opts;
+  Containerd__Runtime__Bootstrap__V1__Extension *exts[] = { &ext };
+  Containerd__Runtime__Bootstrap__V1__BootstrapParams b
+      = CONTAINERD__RUNTIME__BOOTSTRAP__V1__BOOTSTRAP_PARAMS__INIT;
+  b.instance_id = "task-1";
+  b.namespace_ = "k8s.io";
+  b.containerd_version = "2.3.0";
+  b.n_extensions = 1;
+  b.extensions = exts;
+  size_t len, out_len;
+  uint8_t *data = pb_pack (&b.base, &len);
+  uint8_t *out = manager_bootstrap_options (&args, data, len, &out_len);
+  size_t want_len;
+  uint8_t *want = pb_pack (&opts->base, &want_len);
+  assert_non_null (out);
+  assert_int_equal (out_len, want_len);
+  assert_memory_equal (out, want, want_len);
+  free (out);
+  free (data);
+
+  /* Another task's parameters, or a plain options Any, are not ours to unwrap. */
+  b.instance_id = "task-2";
+  data = pb_pack (&b.base, &len);
+  assert_null (manager_bootstrap_options (&args, data, len, &out_len));
+  free (data);
+  assert_null (manager_bootstrap_options (&args, want, want_len, &out_len));
+
+  /* No extension: no options. */
+  b.instance_id = "task-1";
+  b.n_extensions = 0;
+  data = pb_pack (&b.base, &len);
+  out = manager_bootstrap_options (&args, data, len, &out_len);
+  assert_non_null (out);
+  assert_int_equal (out_len, 0);
+  free (out);
+  free (data);
+  free (want);
+  pb_any_free (opts);
+}
+
 int
 main (void)
 {
@@ -82,6 +136,7 @@ main (void)
     cmocka_unit_test (test_socket_address_matches_upstream),
     cmocka_unit_test (test_group_key),
     cmocka_unit_test (test_mount_options),
+    cmocka_unit_test (test_bootstrap_params),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
