@@ -50,6 +50,9 @@ void task_reply_delete (struct ttrpc_call *call, const struct process *p);
 /* Resolves the init's cgroups and arms OOM events (after create or restore). */
 void task_watch_oom (struct task_service *svc, struct container *c);
 
+/* task_create.c */
+void task_handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
+
 /* task_exec.c */
 void task_handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_exec (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
