@@ -6,7 +6,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -24,6 +23,7 @@
 #include <event2/event.h>
 
 #include "console.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture
@@ -47,19 +47,6 @@ struct pty
   int master;
   char *slave_path;
 };
-
-static int
-count_fds (void)
-{
-  int n = 0;
-  DIR *d = opendir ("/proc/self/fd");
-  assert_non_null (d);
-  for (struct dirent *e; (e = readdir (d));)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir (d);
-  return n;
-}
 
 static int
 setup (void **state)
@@ -86,24 +73,18 @@ teardown (void **state)
   return 0;
 }
 
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
+static bool
+outcome_done (void *arg)
 {
-  (void) fd;
-  (void) what;
-  (void) arg;
+  const struct outcome *o = arg;
+  return o != NULL && o->calls > 0;
 }
 
+/* Runs the loop until o's callback ran or timeout_ms; with o NULL, for all of timeout_ms. */
 static void
 run_for (struct event_base *base, struct outcome *o, unsigned timeout_ms)
 {
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while ((o == NULL || o->calls == 0) && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
+  run_until (base, outcome_done, o, timeout_ms);
 }
 
 static void

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "logbin.h"
 #include "reaper.h"
+#include "testutil.h"
 #include "util.h"
 
 /* ---- parsing ---- */
@@ -147,26 +147,10 @@ struct outcome
 };
 
 static int
-count_fds (void)
-{
-  int n = 0;
-  DIR *d = opendir ("/proc/self/fd");
-  assert_non_null (d);
-  for (struct dirent *e; (e = readdir (d));)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir (d);
-  return n;
-}
-
-static int
 setup (void **state)
 {
   struct fixture *f = xcalloc (1, sizeof *f);
-  shim_error_t err = NULL;
-  f->base = event_base_new ();
-  f->reaper = reaper_new (f->base, &err);
-  assert_non_null (f->reaper);
+  loop_with_reaper_new (&f->base, &f->reaper);
   f->dir = xstrdup ("/tmp/cshim-logbin-test-XXXXXX");
   assert_non_null (mkdtemp (f->dir));
   *state = f;
@@ -174,57 +158,20 @@ setup (void **state)
 }
 
 static int
-remove_cb (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  return remove (path);
-}
-
-static int
 teardown (void **state)
 {
   struct fixture *f = *state;
-  assert_int_equal (nftw (f->dir, remove_cb, 8, FTW_DEPTH | FTW_PHYS), 0);
-  reaper_free (f->reaper);
-  event_base_free (f->base);
+  assert_int_equal (remove_tree (f->dir), 0);
+  loop_with_reaper_free (f->base, f->reaper);
   free (f->dir);
   free (f);
   return 0;
-}
-
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  (void) arg;
-}
-
-static bool
-run_until (struct event_base *base, bool (*done) (void *), void *arg, unsigned timeout_ms)
-{
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while (!done (arg) && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
-  return done (arg);
 }
 
 static bool
 outcome_done (void *arg)
 {
   return ((struct outcome *) arg)->calls > 0;
-}
-
-static bool
-pid_gone (void *arg)
-{
-  return kill (*(pid_t *) arg, 0) < 0 && errno == ESRCH;
 }
 
 static void
@@ -287,7 +234,7 @@ static void
 finish (struct fixture *f, struct run *r)
 {
   logbin_stop (r->l);
-  assert_true (run_until (f->base, pid_gone, &r->pid, 10000));
+  assert_true (run_until (f->base, pid_reaped, &r->pid, 10000));
   close (r->out_w);
   close (r->err_w);
   shim_error_release (&r->o.err);
@@ -368,7 +315,7 @@ run_copy_logger (struct fixture *f, bool v2)
   close (steal_fd (&r.out_w));
   close (steal_fd (&r.err_w));
   /* EOF on both pipes: the logger finishes by itself; stop then only frees. */
-  assert_true (run_until (f->base, pid_gone, &r.pid, 10000));
+  assert_true (run_until (f->base, pid_reaped, &r.pid, 10000));
   finish (f, &r);
   assert_int_equal (count_fds (), fds_before);
 
@@ -633,7 +580,7 @@ test_stop_inside_callback (void **state)
   r.o.stop_in_cb = r.l;
   wait_ready (f, &r);
   assert_non_null (r.o.err);
-  assert_true (run_until (f->base, pid_gone, &r.pid, 10000));
+  assert_true (run_until (f->base, pid_reaped, &r.pid, 10000));
   close (r.out_w);
   close (r.err_w);
   shim_error_release (&r.o.err);

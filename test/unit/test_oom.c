@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "cgroup.h"
 #include "oom.h"
 #include "stats.h"
+#include "testutil.h"
 #include "util.h"
 
 #define V1_MEMORY_ROOT "/sys/fs/cgroup/memory"
@@ -78,15 +78,6 @@ setup (void **state)
 }
 
 static int
-remove_cb (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  return remove (path);
-}
-
-static int
 teardown (void **state)
 {
   struct fixture *f = *state;
@@ -97,7 +88,7 @@ teardown (void **state)
     }
   if (f->cgdir[0])
     rmdir (f->cgdir); /* a cgroup directory goes with rmdir alone, once empty */
-  nftw (f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+  remove_tree (f->dir);
   event_base_free (f->base);
   free (f);
   return 0;
@@ -115,9 +106,7 @@ write_events (struct fixture *f, unsigned oom_kill)
   cleanup_free char *text
       = xasprintf ("low 0\nhigh 0\nmax %u\noom %u\noom_kill %u\noom_group_kill 0\n",
                    oom_kill * 3, oom_kill, oom_kill);
-  cleanup_close int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  assert_true (fd >= 0);
-  assert_int_equal (write_all (fd, text, strlen (text)), 0);
+  write_text (path, text);
 }
 
 static struct cgroup *

@@ -23,6 +23,7 @@
 #include "profile.h"
 #include "reaper.h"
 #include "runtime.h"
+#include "testutil.h"
 #include "util.h"
 
 /* `runc --version` and `crun --version` on Debian 12 (runc 1.1.5+ds1-1+deb12u1, crun 1.8.1). */
@@ -227,19 +228,6 @@ test_resolve_caps (void **state)
 }
 
 /* ---- argv per profile ---- */
-
-static void
-assert_argv (char **got, const char *const *want)
-{
-  size_t i;
-  for (i = 0; want[i]; i++)
-    {
-      assert_non_null (got[i]);
-      assert_string_equal (got[i], want[i]);
-    }
-  assert_null (got[i]);
-  strv_free (got);
-}
 
 static char **
 argv_for (const char *profile, struct runtime_cfg *cfg, const struct runtime_call *call)
@@ -518,28 +506,14 @@ struct probed
   uint64_t at_ms;
 };
 
-static char *
-fakes_dir (void)
-{
-  const char *here = __FILE__; /* .../test/unit/test_profile.c */
-  const char *cut = strstr (here, "unit/test_profile.c");
-  cleanup_free char *rel = xasprintf ("%.*sfakes", (int) (cut - here), here);
-  char *abs = realpath (rel, NULL);
-  assert_non_null (abs);
-  return abs;
-}
-
 static int
 setup (void **state)
 {
   struct fixture *f = xcalloc (1, sizeof *f);
-  shim_error_t err = NULL;
-  f->base = event_base_new ();
-  f->reaper = reaper_new (f->base, &err);
-  assert_non_null (f->reaper);
+  loop_with_reaper_new (&f->base, &f->reaper);
   snprintf (f->dir, sizeof f->dir, "/tmp/cshim-prof-XXXXXX");
   assert_non_null (mkdtemp (f->dir));
-  f->fakes = fakes_dir ();
+  f->fakes = fakes_path ("");
   f->record = xasprintf ("%s/record", f->dir);
   setenv ("FAKE_RUNTIME_RECORD", f->record, 1);
   cleanup_free char *cache = xasprintf ("%s/probe-cache", f->dir);
@@ -555,35 +529,33 @@ teardown (void **state)
   profile_cache_clear ();
   unsetenv ("FAKE_RUNTIME_RECORD");
   unsetenv ("CSHIM_PROBE_CACHE_DIR");
-  cleanup_free char *rm = xasprintf ("rm -rf '%s'", f->dir);
-  assert_int_equal (system (rm), 0);
+  assert_int_equal (remove_tree (f->dir), 0);
   free (f->record);
   free (f->fakes);
-  reaper_free (f->reaper);
-  event_base_free (f->base);
+  loop_with_reaper_free (f->base, f->reaper);
   free (f);
   return 0;
 }
 
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
+struct calls_wanted
 {
-  (void) fd;
-  (void) what;
-  (void) arg;
+  const struct probed *p;
+  int calls;
+};
+
+static bool
+calls_reached (void *arg)
+{
+  const struct calls_wanted *w = arg;
+  return w->p->calls >= w->calls;
 }
 
+/* Runs the loop until the probe callback has run calls times in all, or timeout_ms. */
 static bool
 run_until_calls (struct event_base *base, const struct probed *p, int calls, unsigned timeout_ms)
 {
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while (p->calls < calls && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
-  return p->calls >= calls;
+  struct calls_wanted w = { p, calls };
+  return run_until (base, calls_reached, &w, timeout_ms);
 }
 
 static void

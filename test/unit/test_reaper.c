@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "reaper.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture
@@ -47,46 +48,15 @@ static int
 teardown (void **state)
 {
   struct fixture *f = *state;
-  reaper_free (f->reaper);
-  event_base_free (f->base);
+  loop_with_reaper_free (f->base, f->reaper);
   free (f);
   return 0;
-}
-
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  (void) arg;
-}
-
-/* Runs the loop until done(arg) or timeout_ms; a ticking timer keeps each turn short. */
-static bool
-run_until (struct event_base *base, bool (*done) (void *), void *arg, unsigned timeout_ms)
-{
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while (!done (arg) && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
-  return done (arg);
 }
 
 static bool
 seen_called (void *arg)
 {
   return ((struct seen *) arg)->calls > 0;
-}
-
-/* A zombie still answers kill(pid, 0); only a reaped pid gives ESRCH. */
-static bool
-pid_reaped (void *arg)
-{
-  pid_t pid = *(pid_t *) arg;
-  return kill (pid, 0) < 0 && errno == ESRCH;
 }
 
 static void

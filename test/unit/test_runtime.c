@@ -10,20 +10,8 @@
 
 #include "error.h"
 #include "runtime.h"
+#include "testutil.h"
 #include "util.h"
-
-static void
-assert_argv (char **got, const char *const *want)
-{
-  size_t i;
-  for (i = 0; want[i]; i++)
-    {
-      assert_non_null (got[i]);
-      assert_string_equal (got[i], want[i]);
-    }
-  assert_null (got[i]);
-  strv_free (got);
-}
 
 static struct runtime_cfg plain_cfg;
 static const struct runtime_ctx plain_ctx = { .cfg = &plain_cfg, .namespace = "default" };

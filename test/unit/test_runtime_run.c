@@ -1,5 +1,5 @@
 /* runtime_run() end to end against test/fakes/fake-runtime (found through $CSHIM_FAKE_RUNTIME,
- * else relative to this file, which `make unit` compiles from the repo root). */
+ * else through fakes_path (), which finds test/fakes from the repo root `make unit` runs in). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +23,7 @@
 #include "reaper.h"
 #include "runtime.h"
 #include "spawn.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture
@@ -56,22 +57,14 @@ fake_runtime_path (void)
   const char *env = getenv ("CSHIM_FAKE_RUNTIME");
   if (env && env[0])
     return xstrdup (env);
-  const char *here = __FILE__; /* .../test/unit/test_runtime_run.c */
-  const char *cut = strstr (here, "unit/test_runtime_run.c");
-  cleanup_free char *rel = xasprintf ("%.*sfakes/fake-runtime", (int) (cut - here), here);
-  char *abs = realpath (rel, NULL);
-  assert_non_null (abs);
-  return abs;
+  return fakes_path ("fake-runtime");
 }
 
 static int
 setup (void **state)
 {
   struct fixture *f = xcalloc (1, sizeof *f);
-  shim_error_t err = NULL;
-  f->base = event_base_new ();
-  f->reaper = reaper_new (f->base, &err);
-  assert_non_null (f->reaper);
+  loop_with_reaper_new (&f->base, &f->reaper);
   snprintf (f->dir, sizeof f->dir, "/tmp/cshim-rt-XXXXXX");
   assert_non_null (mkdtemp (f->dir));
   f->fake = fake_runtime_path ();
@@ -102,45 +95,16 @@ teardown (void **state)
   free (f->pid_path);
   free (f->stdin_path);
   free (f->fake);
-  reaper_free (f->reaper);
-  event_base_free (f->base);
+  loop_with_reaper_free (f->base, f->reaper);
   free (f);
   log_init (NULL, NULL, false);
   return 0;
-}
-
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  (void) arg;
-}
-
-static bool
-run_until (struct event_base *base, bool (*done) (void *), void *arg, unsigned timeout_ms)
-{
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while (!done (arg) && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
-  return done (arg);
 }
 
 static bool
 outcome_done (void *arg)
 {
   return ((struct outcome *) arg)->calls > 0;
-}
-
-static bool
-pid_reaped (void *arg)
-{
-  pid_t pid = *(pid_t *) arg;
-  return kill (pid, 0) < 0 && errno == ESRCH;
 }
 
 static void

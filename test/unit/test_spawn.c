@@ -18,6 +18,7 @@
 
 #include "reaper.h"
 #include "spawn.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture
@@ -38,10 +39,7 @@ static int
 setup (void **state)
 {
   struct fixture *f = xcalloc (1, sizeof *f);
-  shim_error_t err = NULL;
-  f->base = event_base_new ();
-  f->reaper = reaper_new (f->base, &err);
-  assert_non_null (f->reaper);
+  loop_with_reaper_new (&f->base, &f->reaper);
   *state = f;
   return 0;
 }
@@ -50,44 +48,15 @@ static int
 teardown (void **state)
 {
   struct fixture *f = *state;
-  reaper_free (f->reaper);
-  event_base_free (f->base);
+  loop_with_reaper_free (f->base, f->reaper);
   free (f);
   return 0;
-}
-
-static void
-tick_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  (void) arg;
-}
-
-static bool
-run_until (struct event_base *base, bool (*done) (void *), void *arg, unsigned timeout_ms)
-{
-  uint64_t deadline = now_monotonic_ms () + timeout_ms;
-  struct event *tick = event_new (base, -1, EV_PERSIST, tick_cb, NULL);
-  struct timeval tv = { 0, 10 * 1000 };
-  event_add (tick, &tv);
-  while (!done (arg) && now_monotonic_ms () < deadline)
-    event_base_loop (base, EVLOOP_ONCE);
-  event_free (tick);
-  return done (arg);
 }
 
 static bool
 outcome_done (void *arg)
 {
   return ((struct outcome *) arg)->calls > 0;
-}
-
-static bool
-pid_reaped (void *arg)
-{
-  pid_t pid = *(pid_t *) arg;
-  return kill (pid, 0) < 0 && errno == ESRCH;
 }
 
 static void

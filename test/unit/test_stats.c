@@ -6,8 +6,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +17,7 @@
 #include "io/containerd/cgroups/v2/metrics.pb-c.h"
 #include "pb.h"
 #include "stats.h"
+#include "testutil.h"
 #include "util.h"
 
 #define V1(type) Io__Containerd__Cgroups__V1__##type
@@ -131,15 +130,6 @@ struct fixture
 };
 
 static int
-remove_cb (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  return remove (path);
-}
-
-static int
 setup (void **state)
 {
   struct fixture *f = xcalloc (1, sizeof *f);
@@ -154,7 +144,7 @@ static int
 teardown (void **state)
 {
   struct fixture *f = *state;
-  nftw (f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+  remove_tree (f->dir);
   free (f);
   return 0;
 }
@@ -166,9 +156,7 @@ put (const struct fixture *f, const char *sub, const char *name, const char *con
   cleanup_free char *dir = xasprintf ("%s/%s", f->dir, sub);
   assert_int_equal (mkdir_p (dir, 0755), 0);
   cleanup_free char *path = xasprintf ("%s/%s", dir, name);
-  cleanup_close int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  assert_true (fd >= 0);
-  assert_int_equal (write_all (fd, content, strlen (content)), 0);
+  write_text (path, content);
 }
 
 #define MEM1 "sys/fs/cgroup/memory/default/web"

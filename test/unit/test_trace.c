@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "spawn.h"
+#include "testutil.h"
 #include "trace.h"
 #include "util.h"
 
@@ -327,8 +328,7 @@ static int
 teardown (void **state)
 {
   struct fixture *f = *state;
-  cleanup_free char *cmd = xasprintf ("rm -rf '%s'", f->tmp);
-  assert_int_equal (system (cmd), 0);
+  assert_int_equal (remove_tree (f->tmp), 0);
   free (f->dir);
   free (f->bundle);
   free (f);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "testutil.h"
 #include "ttrpc.pb-c.h"
 #include "ttrpc_client.h"
 #include "ttrpc_server.h"
@@ -87,19 +88,6 @@ static const struct ttrpc_method methods[] = {
   { SVC, "Fail", &ttrpc__key_value__descriptor, fail_handler },
 };
 
-static int
-listen_unix (const char *path)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  assert_true (strlen (path) < sizeof sa.sun_path);
-  memcpy (sa.sun_path, path, strlen (path));
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true (fd >= 0);
-  assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-  assert_int_equal (listen (fd, 16), 0);
-  return fd;
-}
-
 static void
 server_start (struct fx *fx)
 {
@@ -112,49 +100,28 @@ server_start (struct fx *fx)
 
 /* Loop helpers. */
 
-static void
-flag_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  *(bool *) arg = true;
-}
-
 static int want_done;
+
+static bool
+done_reached (void *arg)
+{
+  return ((struct fx *) arg)->n_done >= want_done;
+}
 
 /* Runs the loop until n callbacks ran in total, failing after 5 s. */
 static void
 wait_done (struct fx *fx, int n)
 {
-  bool timed_out = false;
-  struct timeval tv = { 5, 0 };
-  struct event *t = evtimer_new (fx->base, flag_cb, &timed_out);
   want_done = n;
-  evtimer_add (t, &tv);
-  while (fx->n_done < want_done && !timed_out)
-    event_base_loop (fx->base, EVLOOP_ONCE);
-  event_free (t);
-  assert_false (timed_out);
+  run_until_or_fail (fx->base, done_reached, fx);
   assert_int_equal (fx->n_done, n);
-}
-
-static void
-run_for (struct fx *fx, int ms)
-{
-  bool over = false;
-  struct timeval tv = { 0, ms * 1000 };
-  struct event *t = evtimer_new (fx->base, flag_cb, &over);
-  evtimer_add (t, &tv);
-  while (!over)
-    event_base_loop (fx->base, EVLOOP_ONCE);
-  event_free (t);
 }
 
 static void
 wait_parked (struct fx *fx, size_t n)
 {
   for (int i = 0; i < 500 && fx->n_parked < n; i++)
-    run_for (fx, 10);
+    run_for_ms (fx->base, 10);
   assert_int_equal (fx->n_parked, n);
 }
 
@@ -362,7 +329,7 @@ test_missing_socket (void **state)
   expect_result (fx, 0, SHIM_UNAVAILABLE, NULL);
   assert_non_null (strstr (fx->results[0].message, "missing.sock"));
   /* the deadline of a call that already failed never fires a second callback */
-  run_for (fx, 20);
+  run_for_ms (fx->base, 20);
   assert_int_equal (fx->results[0].calls, 1);
 }
 
@@ -376,7 +343,7 @@ test_free_with_pending_calls (void **state)
   call (fx, 2, "Echo", "queued", 0);
   ttrpc_client_free (fx->client);
   fx->client = NULL;
-  run_for (fx, 60);
+  run_for_ms (fx->base, 60);
   assert_int_equal (fx->n_done, 0);
 }
 
@@ -391,7 +358,7 @@ test_free_from_callback (void **state)
   call (fx, 1, "Echo", "y", 0);
   fx->free_client_in_cb = true;
   wait_done (fx, 1);
-  run_for (fx, 20);
+  run_for_ms (fx->base, 20);
   /* the second completion was queued but the client is gone: no callback */
   assert_int_equal (fx->n_done, 1);
   assert_null (fx->client);
@@ -415,7 +382,7 @@ test_oversized_request (void **state)
   assert_non_null (err);
   assert_int_equal (err->code, SHIM_RESOURCE_EXHAUSTED);
   shim_error_release (&err);
-  run_for (fx, 20);
+  run_for_ms (fx->base, 20);
   assert_int_equal (fx->n_done, 0);
 }
 

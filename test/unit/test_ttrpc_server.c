@@ -20,6 +20,7 @@
 
 #include "google/rpc/status.pb-c.h"
 #include "log.h"
+#include "testutil.h"
 #include "ttrpc.pb-c.h"
 #include "ttrpc_server.h"
 #include "ttrpc_wire.h"
@@ -116,48 +117,14 @@ static const struct ttrpc_method methods[] = {
   { SVC, "Shutdown", &ttrpc__key_value__descriptor, shutdown_handler },
 };
 
-/* Loop helpers. */
-
-static void
-timeout_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  *(bool *) arg = true;
-}
-
-/* Runs the loop until done(fx) or 5 s, which fails the test. */
-static void
-run_until (struct fx *fx, bool (*done) (struct fx *))
-{
-  bool timed_out = false;
-  struct timeval tv = { 5, 0 };
-  struct event *t = evtimer_new (fx->base, timeout_cb, &timed_out);
-  evtimer_add (t, &tv);
-  while (!done (fx) && !timed_out)
-    event_base_loop (fx->base, EVLOOP_ONCE);
-  event_free (t);
-  assert_false (timed_out);
-}
-
-/* Runs the loop for ms milliseconds. */
-static void
-run_for (struct fx *fx, int ms)
-{
-  bool over = false;
-  struct timeval tv = { 0, ms * 1000 };
-  struct event *t = evtimer_new (fx->base, timeout_cb, &over);
-  evtimer_add (t, &tv);
-  while (!over)
-    event_base_loop (fx->base, EVLOOP_ONCE);
-  event_free (t);
-}
+/* Loop conditions, for run_until_or_fail (fx->base, cond, fx). */
 
 static size_t want_resps;
 
 static bool
-got_resps (struct fx *fx)
+got_resps (void *arg)
 {
+  struct fx *fx = arg;
   return fx->rc.n_resps >= want_resps || fx->rc.eof;
 }
 
@@ -165,15 +132,16 @@ static void
 wait_resps (struct fx *fx, size_t n)
 {
   want_resps = n;
-  run_until (fx, got_resps);
+  run_until_or_fail (fx->base, got_resps, fx);
   assert_int_equal (fx->rc.n_resps, n);
 }
 
 static size_t want_parked;
 
 static bool
-got_parked (struct fx *fx)
+got_parked (void *arg)
 {
+  struct fx *fx = arg;
   return fx->n_parked >= want_parked;
 }
 
@@ -181,19 +149,10 @@ static void
 wait_parked (struct fx *fx, size_t n)
 {
   want_parked = n;
-  run_until (fx, got_parked);
+  run_until_or_fail (fx->base, got_parked, fx);
 }
 
 /* Raw client. */
-
-static struct sockaddr_un
-unix_addr (const char *path)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  assert_true (strlen (path) < sizeof sa.sun_path);
-  memcpy (sa.sun_path, path, strlen (path));
-  return sa;
-}
 
 static void
 rc_record (struct raw_client *rc, const struct ttrpc_frame *f)
@@ -340,20 +299,10 @@ expect_resp (struct fx *fx, size_t i, uint32_t id, int code, const char *message
 
 /* Fixture: a server on a unix socket in a temp dir, one raw client connected. */
 
-static int
-listen_unix (const char *path)
-{
-  struct sockaddr_un sa = unix_addr (path);
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true (fd >= 0);
-  assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-  assert_int_equal (listen (fd, 16), 0);
-  return fd;
-}
-
 static bool
-server_has_conn (struct fx *fx)
+server_has_conn (void *arg)
 {
+  struct fx *fx = arg;
   return ttrpc_server_connection_count (fx->server) == 1;
 }
 
@@ -373,7 +322,7 @@ setup (void **state)
   assert_non_null (fx->server);
   fx->rc.fd = -1;
   rc_connect (fx);
-  run_until (fx, server_has_conn);
+  run_until_or_fail (fx->base, server_has_conn, fx);
   *state = fx;
   return 0;
 }
@@ -512,8 +461,9 @@ test_out_of_order_replies (void **state)
 }
 
 static bool
-server_no_conn (struct fx *fx)
+server_no_conn (void *arg)
 {
+  struct fx *fx = arg;
   return ttrpc_server_connection_count (fx->server) == 0;
 }
 
@@ -529,7 +479,7 @@ test_peer_closes_while_parked (void **state)
   wait_parked (fx, 2);
   assert_true (ttrpc_call_connected (fx->parked[0]));
   rc_close (&fx->rc);
-  run_until (fx, server_no_conn);
+  run_until_or_fail (fx->base, server_no_conn, fx);
   assert_false (ttrpc_call_connected (fx->parked[0]));
   /* accessors still work on a parked call whose connection is gone */
   assert_string_equal (ttrpc_call_namespace (fx->parked[0]), "ns");
@@ -540,8 +490,9 @@ test_peer_closes_while_parked (void **state)
 }
 
 static bool
-rc_eof (struct fx *fx)
+rc_eof (void *arg)
 {
+  struct fx *fx = arg;
   return fx->rc.eof;
 }
 
@@ -555,7 +506,7 @@ test_server_freed_while_parked (void **state)
   wait_parked (fx, 1);
   ttrpc_server_free (fx->server);
   fx->server = NULL;
-  run_until (fx, rc_eof);
+  run_until_or_fail (fx->base, rc_eof, fx);
   assert_false (ttrpc_call_connected (fx->parked[0]));
   ttrpc_call_reply (steal_ptr (&fx->parked[0]), &out.base);
   assert_int_equal (fx->rc.n_resps, 0);
@@ -568,7 +519,7 @@ test_server_freed_by_handler (void **state)
   /* the Echo after it arrives in the same read and must not be dispatched */
   rc_send (&fx->rc, 1, "Shutdown", "", "ns");
   rc_send (&fx->rc, 3, "Echo", "", "ns");
-  run_until (fx, rc_eof);
+  run_until_or_fail (fx->base, rc_eof, fx);
   assert_null (fx->server);
   assert_int_equal (fx->rc.n_resps, 0);
 }
@@ -669,7 +620,7 @@ test_peer_credentials_rejected (void **state)
     }
   pid_t w = 0;
   for (int i = 0; i < 500 && (w = waitpid (pid, &status, WNOHANG)) == 0; i++)
-    run_for (fx, 10);
+    run_for_ms (fx->base, 10);
   assert_int_equal (w, pid);
   assert_true (WIFEXITED (status));
   assert_int_equal (WEXITSTATUS (status), 0);
