@@ -176,26 +176,28 @@ struct control_verb
 {
   enum process_verb verb;
   enum runtime_verb runtime;
-  const char *topic; /* event published on success, or NULL */
 };
 
-static const struct control_verb pause_verb = { PROCESS_PAUSE, RUNTIME_PAUSE, "/tasks/paused" };
-static const struct control_verb resume_verb = { PROCESS_RESUME, RUNTIME_RESUME, "/tasks/resumed" };
-static const struct control_verb update_verb = { PROCESS_UPDATE, RUNTIME_UPDATE, NULL };
+static const struct control_verb pause_verb = { PROCESS_PAUSE, RUNTIME_PAUSE };
+static const struct control_verb resume_verb = { PROCESS_RESUME, RUNTIME_RESUME };
+static const struct control_verb update_verb = { PROCESS_UPDATE, RUNTIME_UPDATE };
 
+/* TaskPaused / TaskResumed; Update publishes nothing. */
 static void
-publish_control (struct task_service *svc, struct container *c, const char *topic)
+publish_control (struct task_service *svc, struct container *c, enum process_verb verb)
 {
-  if (strcmp (topic, "/tasks/paused") == 0)
+  if (verb == PROCESS_PAUSE)
     {
       Containerd__Events__TaskPaused ev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
       ev.container_id = c->id;
-      task_publish (svc, topic, &ev.base);
-      return;
+      task_publish (svc, "/tasks/paused", &ev.base);
     }
-  Containerd__Events__TaskResumed ev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
-  ev.container_id = c->id;
-  task_publish (svc, topic, &ev.base);
+  else if (verb == PROCESS_RESUME)
+    {
+      Containerd__Events__TaskResumed ev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
+      ev.container_id = c->id;
+      task_publish (svc, "/tasks/resumed", &ev.base);
+    }
 }
 
 static void
@@ -210,8 +212,7 @@ control_done_cb (struct runtime_result *res, void *arg)
   else
     {
       c->init.state = process_next (c->init.state, verb->verb);
-      if (verb->topic)
-        publish_control (c->service, c, verb->topic);
+      publish_control (c->service, c, verb->verb);
       task_reply_empty (op->call);
     }
   container_op_done (c);
