@@ -23,7 +23,6 @@ struct pump
 {
   struct proc_io *io;
   int src, dst;
-  int dst_extra; /* a second fd of the destination held open (keep-alive), closed with dst */
   struct event *ev_read, *ev_write;
   char *buf; /* fallback only */
   size_t buf_len;
@@ -77,7 +76,7 @@ pump_init (struct pump *p, struct proc_io *io)
 {
   memset (p, 0, sizeof *p);
   p->io = io;
-  p->src = p->dst = p->dst_extra = -1;
+  p->src = p->dst = -1;
   p->done = true;
 }
 
@@ -368,7 +367,6 @@ pump_close (struct pump *p)
   p->ev_read = p->ev_write = NULL;
   close_fd (&p->src);
   close_fd (&p->dst);
-  close_fd (&p->dst_extra);
   free (p->buf);
   p->buf = NULL;
   p->buf_len = 0;
