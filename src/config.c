@@ -86,19 +86,29 @@ apply_create_options (struct task_options *o, const Containerd__Linux__Runc__Cre
   set_str (&o->criu_work_path, c->criu_work_path);
 }
 
+static int apply_doc (struct task_options *o, const struct cJSON *doc, const char *origin,
+                      shim_error_t *err);
+
 static int
 apply_runtime_options (struct task_options *o, const Runtimeoptions__V1__Options *r,
                        shim_error_t *err)
 {
-  if (r->config_body.len > 0)
-    {
-      cleanup_free char *body = xstrndup ((const char *) r->config_body.data, r->config_body.len);
-      if (config_apply_json (o, body, "config_body", err) < 0)
-        return -1;
-    }
+  /* CRI (1.7+) also sends the whole `options` table as TOML in config_body, ConfigPath
+   * included: with a path, the file is the configuration. */
   if (r->config_path && r->config_path[0])
     return config_apply_file (o, r->config_path, err);
-  return 0;
+  if (r->config_body.len == 0)
+    return 0;
+  cleanup_free char *body = xstrndup ((const char *) r->config_body.data, r->config_body.len);
+  const char *p = body + strspn (body, " \t\r\n");
+  if (*p == '{')
+    return config_apply_json (o, body, "config_body", err);
+  cJSON *doc = config_toml_to_json (body, "config_body", err);
+  if (doc == NULL)
+    return -1;
+  int ret = apply_doc (o, doc, "config_body", err);
+  cJSON_Delete (doc);
+  return ret;
 }
 
 int
@@ -265,17 +275,9 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
                           k->name, type_names[k->type]);
 }
 
-int
-config_apply_json (struct task_options *o, const char *text, const char *origin,
-                   shim_error_t *err)
+static int
+apply_doc (struct task_options *o, const cJSON *doc, const char *origin, shim_error_t *err)
 {
-  cJSON *doc = cJSON_Parse (text);
-  if (doc == NULL || !cJSON_IsObject (doc))
-    {
-      cJSON_Delete (doc);
-      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                              "config %s: not a JSON object", origin);
-    }
   int ret = 0;
   const cJSON *item;
   cJSON_ArrayForEach (item, doc)
@@ -289,11 +291,153 @@ config_apply_json (struct task_options *o, const char *text, const char *origin,
     if (ret < 0)
       break;
   }
-  cJSON_Delete (doc);
   if (ret == 0 && o->runtime.timeout_ms == 0)
     return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `timeout_ms` must be > 0",
                             origin);
   return ret;
+}
+
+int
+config_apply_json (struct task_options *o, const char *text, const char *origin,
+                   shim_error_t *err)
+{
+  cJSON *doc = cJSON_Parse (text);
+  if (doc == NULL || !cJSON_IsObject (doc))
+    {
+      cJSON_Delete (doc);
+      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                              "config %s: not a JSON object", origin);
+    }
+  int ret = apply_doc (o, doc, origin, err);
+  cJSON_Delete (doc);
+  return ret;
+}
+
+/* ---- the TOML CRI sends in config_body: flat `key = value` lines only ---- */
+
+/* CRI's own fields of runtimeoptions.v1.Options, echoed in the table. */
+static const char *const cri_keys[] = { "TypeUrl", "ConfigPath", "ConfigBody", NULL };
+
+static char *
+toml_string (const char **p)
+{
+  char quote = *(*p)++;
+  char *out = xmalloc (strlen (*p) + 1), *w = out;
+  for (; **p && **p != quote; (*p)++)
+    {
+      if (quote == '"' && **p == '\\' && (*p)[1])
+        {
+          char c = *++(*p);
+          *w++ = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+          continue;
+        }
+      *w++ = **p;
+    }
+  *w = '\0';
+  if (**p != quote)
+    {
+      free (out);
+      return NULL;
+    }
+  (*p)++;
+  return out;
+}
+
+static cJSON *toml_value (const char **p);
+
+static cJSON *
+toml_array (const char **p)
+{
+  cJSON *arr = cJSON_CreateArray ();
+  for ((*p)++;;)
+    {
+      *p += strspn (*p, " \t,");
+      if (**p == ']')
+        {
+          (*p)++;
+          return arr;
+        }
+      cJSON *v = toml_value (p);
+      if (v == NULL)
+        {
+          cJSON_Delete (arr);
+          return NULL;
+        }
+      cJSON_AddItemToArray (arr, v);
+    }
+}
+
+static cJSON *
+toml_value (const char **p)
+{
+  if (**p == '"' || **p == '\'')
+    {
+      cleanup_free char *s = toml_string (p);
+      return s ? cJSON_CreateString (s) : NULL;
+    }
+  if (**p == '[')
+    return toml_array (p);
+  if (strncmp (*p, "true", 4) == 0 || strncmp (*p, "false", 5) == 0)
+    {
+      bool v = **p == 't';
+      *p += v ? 4 : 5;
+      return cJSON_CreateBool (v);
+    }
+  char *end;
+  long long n = strtoll (*p, &end, 10);
+  if (end == *p)
+    return NULL;
+  *p = end;
+  return cJSON_CreateNumber ((double) n);
+}
+
+/* One `key = value` line into doc; 0 on success (or a line to skip). */
+static int
+toml_line (cJSON *doc, const char *line)
+{
+  const char *p = line + strspn (line, " \t");
+  if (*p == '\0' || *p == '#')
+    return 0;
+  size_t klen = strcspn (p, " \t=");
+  cleanup_free char *key = xstrndup (p, klen);
+  p += klen;
+  p += strspn (p, " \t");
+  if (klen == 0 || *p++ != '=')
+    return -1;
+  p += strspn (p, " \t");
+  cJSON *v = toml_value (&p);
+  p += strspn (p, " \t");
+  if (v == NULL || (*p && *p != '#'))
+    {
+      cJSON_Delete (v);
+      return -1;
+    }
+  if (is_choice (cri_keys, key))
+    cJSON_Delete (v);
+  else
+    cJSON_AddItemToObject (doc, key, v);
+  return 0;
+}
+
+cJSON *
+config_toml_to_json (const char *text, const char *origin, shim_error_t *err)
+{
+  cJSON *doc = cJSON_CreateObject ();
+  cleanup_free char *copy = xstrdup (text);
+  int lineno = 0;
+  for (char *save = NULL, *line = strtok_r (copy, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save))
+    {
+      lineno++;
+      if (toml_line (doc, line) < 0)
+        {
+          cJSON_Delete (doc);
+          shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                           "config %s: line %d is not a flat TOML `key = value`", origin, lineno);
+          return NULL;
+        }
+    }
+  return doc;
 }
 
 int

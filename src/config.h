@@ -50,6 +50,9 @@ int config_apply_any (struct task_options *o, const struct Google__Protobuf__Any
 int config_apply_json (struct task_options *o, const char *text, const char *origin,
                        shim_error_t *err);
 int config_apply_file (struct task_options *o, const char *path, shim_error_t *err);
+/* The flat `key = value` TOML that CRI sends as config_body, as a JSON object of our keys
+ * (CRI's own TypeUrl/ConfigPath/ConfigBody left out). NULL with err on anything else. */
+struct cJSON *config_toml_to_json (const char *text, const char *origin, shim_error_t *err);
 /* Applies the options `start` saved in the bundle, if any. */
 int config_apply_start_options (struct task_options *o, const char *bundle, shim_error_t *err);
 

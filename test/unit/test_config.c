@@ -168,6 +168,70 @@ test_json_operational_keys (void **state)
   config_release (&o);
 }
 
+static Google__Protobuf__Any *
+runtime_options_body (const char *path, const char *body)
+{
+  Runtimeoptions__V1__Options r = RUNTIMEOPTIONS__V1__OPTIONS__INIT;
+  r.config_path = (char *) (path ? path : "");
+  r.config_body.data = (uint8_t *) body;
+  r.config_body.len = body ? strlen (body) : 0;
+  return pb_any_pack (&r.base);
+}
+
+/* CRI 1.7+ sends the runtime's `options` table as TOML in config_body. */
+static void
+test_config_body_toml (void **state)
+{
+  (void) state;
+  Google__Protobuf__Any *any = runtime_options_body (
+      NULL, "TypeUrl = \"runtimeoptions.v1.Options\"\n# a comment\n"
+            "binary = \"/usr/bin/crun\"\nsystemd_cgroup = true\ntimeout_ms = 9000\n"
+            "runtime_args = [\"--debug\", 'x y']\n");
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_string_equal (o.runtime.binary, "/usr/bin/crun");
+  assert_true (o.runtime.systemd_cgroup);
+  assert_int_equal (o.runtime.timeout_ms, 9000);
+  assert_int_equal (strv_len (o.runtime.extra_args), 2);
+  assert_string_equal (o.runtime.extra_args[1], "x y");
+  pb_any_free (any);
+  config_release (&o);
+
+  /* Unknown keys are still errors; so is what is not flat TOML. */
+  config_init (&o);
+  any = runtime_options_body (NULL, "binery = \"x\"\n");
+  assert_true (config_apply_any (&o, any, &err) < 0);
+  assert_non_null (strstr (err->msg, "unknown key `binery`"));
+  shim_error_release (&err);
+  pb_any_free (any);
+  any = runtime_options_body (NULL, "[table]\nbinary = \"x\"\n");
+  assert_true (config_apply_any (&o, any, &err) < 0);
+  assert_non_null (strstr (err->msg, "line 1"));
+  shim_error_release (&err);
+  pb_any_free (any);
+  config_release (&o);
+}
+
+/* With ConfigPath, the body is CRI's echo of the same table: the file is the config. */
+static void
+test_config_path_wins_over_body (void **state)
+{
+  (void) state;
+  char *path = write_tmp ("{\"binary\": \"/usr/bin/crun\"}");
+  Google__Protobuf__Any *any = runtime_options_body (path, "ConfigPath = \"x\"\nbogus = 1\n");
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (config_apply_any (&o, any, &err), 0);
+  assert_string_equal (o.runtime.binary, "/usr/bin/crun");
+  unlink (path);
+  free (path);
+  pb_any_free (any);
+  config_release (&o);
+}
+
 static void
 test_runc_criu_options (void **state)
 {
@@ -260,6 +324,8 @@ main (void)
     cmocka_unit_test (test_json_errors),
     cmocka_unit_test (test_json_operational_keys),
     cmocka_unit_test (test_runc_criu_options),
+    cmocka_unit_test (test_config_body_toml),
+    cmocka_unit_test (test_config_path_wins_over_body),
     cmocka_unit_test (test_missing_config_file),
     cmocka_unit_test (test_unknown_type),
     cmocka_unit_test (test_save_load_round_trip),
