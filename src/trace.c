@@ -1,5 +1,6 @@
 #include "trace.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -336,6 +337,51 @@ make_dir (const char *dir, const char *namespace, shim_error_t *err)
   return abs;
 }
 
+/* Traces outlive their tasks on purpose, so the directory is bounded by count instead: past
+ * TRACE_MAX_FILES the oldest files go. */
+static int
+mtime_cmp (const void *a, const void *b)
+{
+  const struct timespec *x = &((const struct stat *) a)->st_mtim;
+  const struct timespec *y = &((const struct stat *) b)->st_mtim;
+  return x->tv_sec != y->tv_sec ? (x->tv_sec < y->tv_sec ? -1 : 1)
+                                : (x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec);
+}
+
+static void
+prune_dir (const char *ns_dir)
+{
+  DIR *d = opendir (ns_dir);
+  if (d == NULL)
+    return;
+  size_t n = 0, cap = 64;
+  struct stat *files = xmalloc (cap * sizeof *files);
+  char **names = xmalloc (cap * sizeof *names);
+  for (struct dirent *e; (e = readdir (d));)
+    {
+      if (e->d_name[0] == '.' || fstatat (dirfd (d), e->d_name, &files[n], 0) < 0)
+        continue;
+      files[n].st_ino = n; /* the index survives the sort */
+      names[n++] = xstrdup (e->d_name);
+      if (n == cap)
+        {
+          files = xrealloc (files, (cap *= 2) * sizeof *files);
+          names = xrealloc (names, cap * sizeof *names);
+        }
+    }
+  if (n > TRACE_MAX_FILES)
+    {
+      qsort (files, n, sizeof *files, mtime_cmp);
+      for (size_t i = 0; i < n - TRACE_MAX_FILES; i++)
+        unlinkat (dirfd (d), names[files[i].st_ino], 0);
+    }
+  for (size_t i = 0; i < n; i++)
+    free (names[i]);
+  free (names);
+  free (files);
+  closedir (d);
+}
+
 struct trace *
 trace_open (const char *dir, const char *namespace, const char *id, const char *bundle,
             shim_error_t *err)
@@ -349,6 +395,7 @@ trace_open (const char *dir, const char *namespace, const char *id, const char *
   cleanup_free char *ns_dir = make_dir (dir, namespace, err);
   if (ns_dir == NULL)
     return NULL;
+  prune_dir (ns_dir);
   struct trace *t = xcalloc (1, sizeof *t);
   t->refs = 1;
   t->fd = -1;

@@ -24,6 +24,8 @@ struct trace;
 #define TRACE_DEFAULT_DIR "/run/cshim/trace"
 #define TRACE_POINTER_NAME "cshim-trace"
 #define TRACE_DEFAULT_MAX_SIZE (16u * 1024 * 1024)
+/* Trace files kept per namespace directory; older ones are removed when a trace opens. */
+#define TRACE_MAX_FILES 512
 /* Bytes of the runtime's stderr kept in a line (its tail: the last lines explain). */
 #define TRACE_STDERR_MAX 1024
 /* Bytes of the error text kept in a line. */

@@ -11,6 +11,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -664,6 +666,41 @@ test_log_copy_fits (void **state)
   cJSON_Delete (log_line);
 }
 
+/* The directory keeps the newest TRACE_MAX_FILES traces; older ones go when a trace opens. */
+static void
+test_open_prunes_old_traces (void **state)
+{
+  struct fixture *f = *state;
+  shim_error_t err = NULL;
+  struct trace *first = trace_open (f->dir, "ns1", "first", NULL, &err);
+  assert_non_null (first);
+  trace_close (first);
+  cleanup_free char *ns_dir = xasprintf ("%s/ns1", f->dir);
+  for (int i = 0; i < TRACE_MAX_FILES + 5; i++)
+    {
+      cleanup_free char *path = xasprintf ("%s/old-%04d.jsonl", ns_dir, i);
+      int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      assert_true (fd >= 0);
+      close (fd);
+      /* strictly increasing mtimes: old-0000 is the oldest */
+      struct timespec times[2] = { { 1000000 + i, 0 }, { 1000000 + i, 0 } };
+      assert_int_equal (utimensat (AT_FDCWD, path, times, 0), 0);
+    }
+  struct trace *t = trace_open (f->dir, "ns1", "c1", NULL, &err);
+  assert_non_null (t);
+  trace_close (t);
+  size_t n = 0;
+  DIR *d = opendir (ns_dir);
+  for (struct dirent *e; (e = readdir (d));)
+    n += e->d_name[0] != '.';
+  closedir (d);
+  assert_int_equal (n, TRACE_MAX_FILES);
+  cleanup_free char *oldest = xasprintf ("%s/old-0000.jsonl", ns_dir);
+  cleanup_free char *newest = xasprintf ("%s/old-%04d.jsonl", ns_dir, TRACE_MAX_FILES + 4);
+  assert_int_equal (access (oldest, F_OK), -1);
+  assert_int_equal (access (newest, F_OK), 0);
+}
+
 int
 main (void)
 {
@@ -689,6 +726,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_call_outlives_owner, setup, teardown),
     cmocka_unit_test_setup_teardown (test_call_off_or_canceled, setup, teardown),
     cmocka_unit_test_setup_teardown (test_log_copy_fits, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_open_prunes_old_traces, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
