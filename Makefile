@@ -35,7 +35,7 @@ LIB         := $(BUILD)/libcshim.a
 UNIT_SRC    := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e asan asan-unit install clean demo deps bench headers
+.PHONY: all check unit e2e asan asan-unit fuzz fuzz-run install clean demo deps bench headers
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 all: $(BUILD)/$(BIN)
@@ -86,6 +86,24 @@ asan-unit:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' unit
 
+# libFuzzer targets (clang), run for FUZZ_SECONDS each from a seed-less start.
+FUZZ_SRC    := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 10
+
+$(BUILD)/fuzz/%: test/fuzz/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
+	  SAN='-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined' fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_BIN); do echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 > $$t.log 2>&1 \
+	    || { tail -n 40 $$t.log; exit 1; }; tail -n 1 $$t.log; done
+
 deps:
 	scripts/install-deps
 
@@ -95,6 +113,7 @@ check: deps
 	$(MAKE) all headers
 	$(MAKE) unit
 	$(MAKE) asan asan-unit
+	$(MAKE) fuzz
 	$(MAKE) e2e
 	CSHIM_E2E_ASAN=1 $(MAKE) e2e
 
@@ -110,6 +129,6 @@ install: all
 	install -D -m 0644 docs/$(BIN).8 $(DESTDIR)$(PREFIX)/share/man/man8/$(BIN).8
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d)
