@@ -58,6 +58,14 @@ drop_spec (struct process *p)
   p->spec_path = NULL;
 }
 
+/* exec and restore run the process itself, handing it its stdio; `start` of a created init
+ * does not (create did). */
+static bool
+starts_with_io (const struct process *p)
+{
+  return !process_is_init (p) || p->container->checkpoint;
+}
+
 static void
 start_done_cb (struct runtime_result *res, void *arg)
 {
@@ -69,7 +77,7 @@ start_done_cb (struct runtime_result *res, void *arg)
   op->spawn = NULL;
   drop_spec (p);
   /* create read the init pid already, except when the process came from restore. */
-  if (res->err == NULL && (!process_is_init (p) || c->checkpoint))
+  if (res->err == NULL && starts_with_io (p))
     {
       cleanup_free char *pid_file = exec_pid_file (p);
       task_watch_pid_file (svc, p, pid_file, &err);
@@ -78,14 +86,14 @@ start_done_cb (struct runtime_result *res, void *arg)
     {
       p->start_failed = true;
       if (res->err)
-        task_fail_runtime_io (op->call, &res->err, process_is_init (p) && !c->checkpoint ? NULL : p->io);
+        task_fail_runtime_io (op->call, &res->err, starts_with_io (p) ? p->io : NULL);
       else
         ttrpc_call_fail (op->call, &err);
       task_flush_exits (svc, c);
       container_op_done (c);
       return;
     }
-  if (!process_is_init (p) || c->checkpoint)
+  if (starts_with_io (p))
     proc_io_start (p->io);
   p->state = process_next (p->state, PROCESS_START);
   p->started = true;
@@ -108,7 +116,8 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
   struct container *c = p->container;
   cleanup_free char *pid_file = exec_pid_file (p);
   unlink (pid_file);
-  cleanup_free char *work = xasprintf ("%s/criu-work", c->bundle);
+  cleanup_free char *work = c->opts.criu_work_path ? xstrdup (c->opts.criu_work_path)
+                                                   : xasprintf ("%s/criu-work", c->bundle);
   struct runtime_criu criu = { .image_path = c->checkpoint, .work_path = work };
   struct runtime_call rc = { .verb = RUNTIME_EXEC, .id = c->id, .pid_file = pid_file,
                              .process_file = p->spec_path };
@@ -157,7 +166,7 @@ start_run (struct op *op)
   if (p)
     {
       op->process = p;
-      if (process_is_init (p) && c->checkpoint == NULL)
+      if (!starts_with_io (p))
         {
           struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
           struct runtime_ctx ctx;
@@ -167,7 +176,7 @@ start_run (struct op *op)
         }
       else
         {
-          /* exec and restore hand the process's stdio to the runtime: it must be ready. */
+          /* The process's stdio must be ready before the runtime gets it. */
           proc_io_when_ready (p->io, start_io_ready_cb, op);
           return;
         }
