@@ -203,5 +203,5 @@ void
 task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__CheckpointTaskRequest *req = (const void *) msg;
-  task_submit_op (arg, call, req->id, req, checkpoint_run);
+  task_submit_op (arg, call, req->id, req, checkpoint_run, NULL);
 }

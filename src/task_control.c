@@ -48,6 +48,13 @@ task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
     goto fail;
   if (!process_is_init (p))
     {
+      /* An exec that never started has no pid; kill (0, ...) would signal the shim. */
+      if (p->pid <= 0)
+        {
+          shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "process %s not created",
+                           process_name (p));
+          goto fail;
+        }
       if (kill (p->pid, (int) req->signal) < 0)
         {
           shim_error_make (&err, errno, errno == ESRCH ? SHIM_NOT_FOUND : SHIM_UNKNOWN,
@@ -255,41 +262,26 @@ control_run (struct op *op)
   container_op_done (c);
 }
 
-static void
-submit_control (struct task_service *svc, struct ttrpc_call *call, const char *id,
-                const void *req, const struct control_verb *verb)
-{
-  shim_error_t err = NULL;
-  struct container *c = task_get_container (svc, id, &err);
-  if (c == NULL)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
-  struct op *op = op_new (c, call, req, control_run);
-  op->ctx = verb;
-  container_submit (c, op);
-}
 
 void
 task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__PauseRequest *req = (const void *) msg;
-  submit_control (arg, call, req->id, req, &pause_verb);
+  task_submit_op (arg, call, req->id, req, control_run, &pause_verb);
 }
 
 void
 task_handle_resume (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__ResumeRequest *req = (const void *) msg;
-  submit_control (arg, call, req->id, req, &resume_verb);
+  task_submit_op (arg, call, req->id, req, control_run, &resume_verb);
 }
 
 void
 task_handle_update (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__UpdateTaskRequest *req = (const void *) msg;
-  submit_control (arg, call, req->id, req, &update_verb);
+  task_submit_op (arg, call, req->id, req, control_run, &update_verb);
 }
 
 /* ---- CloseIO: drop the held stdin writer so the process sees EOF ---- */

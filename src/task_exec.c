@@ -84,7 +84,7 @@ start_done_cb (struct runtime_result *res, void *arg)
     }
   if (res->err || err)
     {
-      p->start_failed = true;
+      process_record_failed_start (p);
       if (res->err)
         task_fail_runtime_io (op->call, &res->err, starts_with_io (p) ? p->io : NULL);
       else
@@ -143,7 +143,7 @@ start_io_ready_cb (shim_error_t err, void *arg)
     op->spawn = start_with_io (c->service, op, op->process, &err);
   if (op->spawn)
     return;
-  op->process->start_failed = true;
+  process_record_failed_start (op->process);
   ttrpc_call_fail (op->call, &err);
   task_flush_exits (c->service, c);
   container_op_done (c);
@@ -191,7 +191,7 @@ void
 task_handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__StartRequest *req = (const void *) msg;
-  task_submit_op (arg, call, req->id, req, start_run);
+  task_submit_op (arg, call, req->id, req, start_run, NULL);
 }
 
 /* ---- Exec: records the process; the runtime runs at Start ---- */

@@ -42,7 +42,7 @@ void task_flush_exits (struct task_service *svc, struct container *c);
 int task_watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,
                          shim_error_t *err);
 void task_submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id,
-                     const void *req, void (*run) (struct op *));
+                     const void *req, void (*run) (struct op *), const void *ctx);
 /* Answers Wait calls, stops watching the pid. */
 void task_release_process (struct task_service *svc, struct process *p);
 void task_destroy_container (struct task_service *svc, struct container *c);

@@ -385,6 +385,10 @@ delete_run (struct op *op)
     }
   if (process_check (p->state, PROCESS_DELETE, process_name (p), &err) < 0)
     goto fail;
+  /* An exit still waiting for its output to drain goes out now: TaskExit precedes
+   * TaskDelete, and after Delete nobody reads that output. */
+  if (p->exited && !p->exit_published && (p->started || p->start_failed))
+    publish_exit (svc, p);
   if (!process_is_init (p))
     {
       task_delete_exec (op, p);
@@ -406,7 +410,7 @@ fail:
 
 void
 task_submit_op (struct task_service *svc, struct ttrpc_call *call, const char *id, const void *req,
-           void (*run) (struct op *))
+                void (*run) (struct op *), const void *ctx)
 {
   shim_error_t err = NULL;
   struct container *c = task_get_container (svc, id, &err);
@@ -415,14 +419,16 @@ task_submit_op (struct task_service *svc, struct ttrpc_call *call, const char *i
       ttrpc_call_fail (call, &err);
       return;
     }
-  container_submit (c, op_new (c, call, req, run));
+  struct op *op = op_new (c, call, req, run);
+  op->ctx = ctx;
+  container_submit (c, op);
 }
 
 static void
 handle_delete (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
   const Containerd__Task__V2__DeleteRequest *req = (const void *) msg;
-  task_submit_op (arg, call, req->id, req, delete_run);
+  task_submit_op (arg, call, req->id, req, delete_run, NULL);
 }
 
 /* ---- Wait, State, Pids, Connect, Shutdown ---- */

@@ -160,3 +160,33 @@ def test_oom_event_before_exit(containerd, ctr, events, runtime, rootfs, cid):
     assert oom_at < exit_at, "TaskOOM must be published before TaskExit:\n" + "\n".join(
         map(repr, events.for_container(cid)))
     wait_task_status(containerd, cid, "STOPPED")
+
+
+# --- an exec that was added but never started ----------------------------------------------
+
+def exec_request(container_id, exec_id):
+    """ExecProcessRequest{id=1, exec_id=2, spec=7 Any(Process JSON)}, no stdio."""
+    spec = json.dumps({"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"],
+                       "user": {"uid": 0, "gid": 0}}).encode()
+    return tt.message(tt.field_bytes(1, container_id.encode()),
+                      tt.field_bytes(2, exec_id.encode()),
+                      tt.field_bytes(7, tt.any_message(
+                          "types.containerd.io/opencontainers/runtime-spec/1/Process", spec)))
+
+
+def kill_request(container_id, exec_id, signal):
+    return tt.message(tt.field_bytes(1, container_id.encode()),
+                      tt.field_bytes(2, exec_id.encode()), tt.field_varint(3, signal))
+
+
+@pytest.mark.cshim_only
+def test_kill_of_unstarted_exec_is_refused(running, shim_client):
+    cid, pid = running
+    assert shim_client.task("Exec", exec_request(cid, "never")).ok
+
+    reply = shim_client.task("Kill", kill_request(cid, "never", 9))
+
+    # Refused with a reason; the shim (whose pid group a pid of 0 would name) keeps serving.
+    assert reply.code == tt.FAILED_PRECONDITION and "not created" in reply.message, reply
+    state = tt.decode_state_response(shim_client.task("State", tt.state_request(cid)).payload)
+    assert state["pid"] == pid, state
