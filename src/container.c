@@ -170,6 +170,21 @@ process_record_exit (struct process *p, int status, const struct timespec *when)
   p->state = process_next (p->state, PROCESS_EXIT);
 }
 
+void
+process_record_failed_start (struct process *p)
+{
+  p->start_failed = true;
+  /* No process came to be: its Waits are answered as for an exit (255), with no event. */
+  if (p->pid <= 0 && !p->exited)
+    {
+      /* Its stdio was never handed over: nothing to drain. */
+      proc_io_free (p->io);
+      p->io = NULL;
+      struct timespec now = now_realtime ();
+      process_record_exit (p, 255 << 8, &now);
+    }
+}
+
 static bool
 exit_ready (const struct process *p)
 {

@@ -106,6 +106,9 @@ void container_op_done (struct container *c);
 
 /* Records a reaped exit and moves the process to STOPPED. */
 void process_record_exit (struct process *p, int status, const struct timespec *when);
+/* The runtime could not start p. If no process exists, Waits get status 255 (no TaskExit: there
+ * was no TaskStart). */
+void process_record_failed_start (struct process *p);
 /* The next process whose exit may be published now, or NULL. Exec exits go first; the init
  * exit only once no started exec is still running; nothing before its start event or before
  * its output is drained (so readers have every byte before they learn of the exit). */

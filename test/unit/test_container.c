@@ -129,6 +129,22 @@ test_failed_start_releases_waiters (void **state)
 }
 
 static void
+test_failed_exec_start_answers_waits (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  c->init.started = true;
+  struct process *e = container_add_exec (c, "e1");
+  /* The runtime could not start it: no pid, yet its Waits must not hang. */
+  process_record_failed_start (e);
+  assert_true (e->exited);
+  assert_int_equal (e->exit_status, 255);
+  assert_false (e->started);
+  assert_ptr_equal (container_next_exit (c), e);
+  container_free (c);
+}
+
+static void
 test_signal_exit_status (void **state)
 {
   (void) state;
@@ -185,6 +201,7 @@ main (void)
     cmocka_unit_test (test_exit_waits_for_start),
     cmocka_unit_test (test_init_exit_after_exec_exits),
     cmocka_unit_test (test_failed_start_releases_waiters),
+    cmocka_unit_test (test_failed_exec_start_answers_waits),
     cmocka_unit_test (test_signal_exit_status),
     cmocka_unit_test (test_op_queue),
   };
