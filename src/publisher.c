@@ -2,6 +2,7 @@
 
 #include <bsd/sys/queue.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/time.h>
 
@@ -170,6 +171,22 @@ schedule_retry (struct publisher *p, unsigned attempts)
   evtimer_add (p->retry_timer, &tv);
 }
 
+/* The head event is done with, delivered or not: the next one goes. */
+static void
+finish_head (struct publisher *p, struct pending_event *e, bool delivered)
+{
+  if (delivered)
+    log_debug ("event %s forwarded", e->topic);
+  else
+    log_error ("event %s dropped (%lu dropped so far)", e->topic, ++p->dropped);
+  TAILQ_REMOVE (&p->queue, e, link);
+  p->count--;
+  pending_free (e);
+  if (p->count == 0)
+    drain_done (p);
+  publisher_kick (p);
+}
+
 static void
 forward_done_cb (int code, const char *message, const uint8_t *payload, size_t len, void *arg)
 {
@@ -180,18 +197,17 @@ forward_done_cb (int code, const char *message, const uint8_t *payload, size_t l
   p->in_flight = NULL;
   if (code == SHIM_OK)
     {
-      log_debug ("event %s forwarded", e->topic);
-      TAILQ_REMOVE (&p->queue, e, link);
-      p->count--;
-      pending_free (e);
-      if (p->count == 0)
-        drain_done (p);
-      publisher_kick (p);
+      finish_head (p, e, true);
       return;
     }
   e->attempts++;
   log_warn ("forward %s failed (attempt %u): %s", e->topic, e->attempts, message);
-  schedule_retry (p, e->attempts);
+  /* containerd away (unavailable, no answer in time): keep the event and its place. An
+   * answer that rejects it would reject it again: drop it rather than stall the queue. */
+  if (code == SHIM_UNAVAILABLE || code == SHIM_DEADLINE_EXCEEDED)
+    schedule_retry (p, e->attempts);
+  else
+    finish_head (p, e, false);
 }
 
 static void
@@ -204,10 +220,10 @@ forward_raw (struct publisher *p, struct pending_event *e)
                          PUBLISHER_CALL_TIMEOUT_MS, forward_done_cb, p, &err)
       < 0)
     {
+      /* Only an oversized event fails here, and it always will. */
       p->in_flight = NULL;
-      e->attempts++;
-      log_warn ("forward %s: %s", e->topic, err->msg);
-      schedule_retry (p, e->attempts);
+      log_error ("forward %s: %s", e->topic, err->msg);
+      finish_head (p, e, false);
     }
 }
 

@@ -439,10 +439,8 @@ struct code_rule
 };
 
 static const struct code_rule code_rules[] = {
-  { "does not exist", SHIM_NOT_FOUND, ANY_VERB },
   { "not exist", SHIM_NOT_FOUND, ANY_VERB },
   { "no such process", SHIM_NOT_FOUND, ANY_VERB }, /* strerror (ESRCH) */
-  { "container not running", SHIM_NOT_FOUND, ANY_VERB },
   { "not running", SHIM_NOT_FOUND, ANY_VERB },
   { "process already finished", SHIM_NOT_FOUND, ANY_VERB },
   { "already exists", SHIM_ALREADY_EXISTS, ANY_VERB },
