@@ -16,6 +16,10 @@
 #include "util.h"
 
 #define PUMP_CHUNK (64 * 1024)
+/* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
+ * keep the loop from everything else. The read event is level-triggered: the rest follows on
+ * the next turn. */
+#define PUMP_BUDGET (1024 * 1024)
 
 /* One direction of copying: src -> dst, both non-blocking. splice(2) moves pages between the
  * pipes without copying; when a side is not a pipe we fall back to read/write through buf. */
@@ -92,7 +96,8 @@ open_log_file (const char *path, shim_error_t *err)
       if (mkdir_p (dir, 0755) < 0)
         return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "mkdir `%s`", dir);
     }
-  int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  /* O_NONBLOCK: a FIFO planted at the path must not block the shim (it fails with ENXIO). */
+  int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
   if (fd < 0)
     return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
   return fd;
@@ -229,6 +234,13 @@ master_cb (int master, shim_error_t err, void *arg)
   io->out.drop_when_full = io->drop_when_full;
   if (io->in.src >= 0)
     io->in.dst = fcntl (master, F_DUPFD_CLOEXEC, 3);
+  if (io->out.src < 0 || (io->in.src >= 0 && io->in.dst < 0))
+    {
+      log_warn ("console: cannot duplicate the terminal: %s", strerror (errno));
+      pump_close (&io->in);
+      pump_close (&io->out);
+      return;
+    }
   if (io->started)
     {
       pump_start (&io->out, io->base);
@@ -381,11 +393,16 @@ pump_close (struct pump *p)
 static int
 pump_splice (struct pump *p)
 {
-  for (;;)
+  for (size_t moved = 0;;)
     {
+      if (moved >= PUMP_BUDGET)
+        return 1;
       ssize_t n = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
       if (n > 0)
-        continue;
+        {
+          moved += n;
+          continue;
+        }
       if (n == 0)
         return -1;
       if (errno == EINTR)
@@ -426,11 +443,13 @@ pump_copy (struct pump *p)
 {
   if (p->buf == NULL)
     p->buf = xmalloc (PUMP_CHUNK);
-  for (;;)
+  for (size_t moved = 0;; moved += p->buf_len)
     {
       int r = pump_flush_buf (p);
       if (r <= 0)
         return r;
+      if (moved >= PUMP_BUDGET) /* only with an empty buffer: nothing is left behind */
+        return 1;
       ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
       if (n < 0 && errno == EINTR)
         continue;
@@ -459,11 +478,14 @@ static int
 pump_discard (struct pump *p)
 {
   char scratch[4096];
-  for (;;)
+  for (size_t moved = 0;;)
     {
+      if (moved >= PUMP_BUDGET)
+        return 1;
       ssize_t n = read (p->src, scratch, sizeof scratch);
       if (n > 0)
         {
+          moved += n;
           if (p->dropped == 0)
             log_warn ("output reader is not keeping up: dropping output");
           p->dropped += n;
@@ -550,8 +572,13 @@ drain_deadline_cb (evutil_socket_t fd, short what, void *arg)
     pump_transfer (&io->out);
   if (!io->err.done && io->err.ev_read)
     pump_transfer (&io->err);
+  /* The drained callback runs once, last, after both streams are closed. */
+  void (*cb) (void *) = io->drained_cb;
+  io->drained_cb = NULL;
   pump_close (&io->out);
   pump_close (&io->err);
+  io->drained_cb = cb;
+  check_drained (io);
 }
 
 void
