@@ -540,6 +540,15 @@ trace_append (struct trace *t, const char *line)
       trace_turn_off (t, "cannot stat", errno);
       return;
     }
+  /* Pruned by another container's trace_open while this one still runs: start the file anew
+   * rather than write where nobody can read. */
+  if (st.st_nlink == 0)
+    {
+      close (t->fd);
+      t->fd = -1;
+      if (trace_file_open (t, n) < 0 || fstat (t->fd, &st) < 0)
+        return;
+    }
   size_t size = st.st_size;
   if (size >= t->max_size) /* another writer got there first and wrote the note */
     trace_turn_off (t, "size limit reached in", 0);

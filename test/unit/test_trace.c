@@ -666,6 +666,24 @@ test_log_copy_fits (void **state)
   cJSON_Delete (log_line);
 }
 
+/* A trace whose file was pruned under it starts a new file instead of writing into the void. */
+static void
+test_write_after_unlink_reopens (void **state)
+{
+  struct fixture *f = *state;
+  shim_error_t err = NULL;
+  struct trace *t = trace_open (f->dir, "ns1", "c1", NULL, &err);
+  struct trace_entry e = sample_entry ("create");
+  trace_write (t, &e);
+  assert_int_equal (unlink (trace_path (t)), 0);
+  e = sample_entry ("kill");
+  trace_write (t, &e);
+  cleanup_free char *text = slurp (trace_path (t), NULL);
+  assert_int_equal (count_lines (text), 1);
+  assert_non_null (strstr (text, "\"verb\":\"kill\""));
+  trace_close (t);
+}
+
 /* The directory keeps the newest TRACE_MAX_FILES traces; older ones go when a trace opens. */
 static void
 test_open_prunes_old_traces (void **state)
@@ -727,6 +745,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_call_off_or_canceled, setup, teardown),
     cmocka_unit_test_setup_teardown (test_log_copy_fits, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_prunes_old_traces, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_write_after_unlink_reopens, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
