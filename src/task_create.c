@@ -74,6 +74,29 @@ create_failed (struct task_service *svc, struct container *c, struct ttrpc_call 
 }
 
 static void
+cleanup_done_cb (struct runtime_result *res, void *arg)
+{
+  (void) arg;
+  if (res->err)
+    log_warn ("cleanup after a failed create: %s", res->err->msg);
+}
+
+/* The runtime said it created the container but left no usable pid: remove what it made
+ * without waiting for it. */
+static void
+force_delete (struct task_service *svc, struct container *c)
+{
+  struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id, .force = true };
+  struct runtime_ctx ctx;
+  task_runtime_ctx (svc, c, &ctx);
+  cleanup_error shim_error_t err = NULL;
+  if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                   cleanup_done_cb, NULL, &err)
+      == NULL)
+    log_warn ("cleanup after a failed create: %s", err->msg);
+}
+
+static void
 create_done_cb (struct runtime_result *res, void *arg)
 {
   struct op *op = arg;
@@ -92,6 +115,7 @@ create_done_cb (struct runtime_result *res, void *arg)
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
   if (task_watch_pid_file (svc, &c->init, pid_file, &err) < 0)
     {
+      force_delete (svc, c);
       create_failed (svc, c, op->call, &err);
       return;
     }
