@@ -67,28 +67,12 @@ console_tmp_base (bool *runtime_dir)
 }
 
 static void
-event_freep (struct event **ev)
-{
-  if (*ev)
-    event_free (*ev);
-  *ev = NULL;
-}
-
-static void
-fd_closep (int *fd)
-{
-  if (*fd >= 0)
-    close (*fd);
-  *fd = -1;
-}
-
-static void
 console_close_sockets (struct console *c)
 {
   event_freep (&c->listen_ev);
   event_freep (&c->conn_ev);
-  fd_closep (&c->listen_fd);
-  fd_closep (&c->conn_fd);
+  close_fd (&c->listen_fd);
+  close_fd (&c->conn_fd);
 }
 
 static void
@@ -215,7 +199,7 @@ console_free (struct console *c)
   if (c->path)
     console_remove_files (c);
   event_freep (&c->deliver_ev);
-  fd_closep (&c->master_fd);
+  close_fd (&c->master_fd);
   shim_error_release (&c->error);
   free (c->path);
   free (c->dir);
@@ -239,7 +223,7 @@ accept_cb (evutil_socket_t fd, short what, void *arg)
       return;
     }
   event_freep (&c->listen_ev);
-  fd_closep (&c->listen_fd);
+  close_fd (&c->listen_fd);
   c->conn_fd = conn;
   /* The message may follow the connect later: wait for it rather than read now. */
   c->conn_ev = event_new (c->base, conn, EV_READ | EV_PERSIST, recv_cb, c);
@@ -260,13 +244,6 @@ collect_fds (struct msghdr *msg, int *fds, size_t *n_fds, size_t *n_scm)
       for (size_t i = 0; i < n && *n_fds < CONSOLE_MAX_FDS; i++)
         memcpy (&fds[(*n_fds)++], CMSG_DATA (cm) + i * sizeof (int), sizeof (int));
     }
-}
-
-static void
-close_fds (int *fds, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    close (fds[i]);
 }
 
 /* go-runc's rules: one control message carrying exactly one fd, and a name that fits. */

@@ -232,14 +232,6 @@ logbin_parse_uri (const char *uri, char **path, char ***args, bool *v2, shim_err
 
 /* ---- the logger process ---- */
 
-static void
-event_freep (struct event **ev)
-{
-  if (*ev)
-    event_free (*ev);
-  *ev = NULL;
-}
-
 /* Readiness is settled one way or the other: nothing more to watch for it. */
 static void
 logbin_release_ready (struct logbin *l)
@@ -425,14 +417,6 @@ logbin_pipes (int fds[6], shim_error_t *err)
   return 0;
 }
 
-static void
-close_all (int *fds, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (fds[i] >= 0)
-      close (fds[i]);
-}
-
 static int
 logbin_spawn (struct logbin *l, struct reaper *reaper, char **argv, const char *namespace,
               const char *id, const int fds[6], shim_error_t *err)
@@ -498,12 +482,12 @@ logbin_start (struct event_base *base, struct reaper *reaper, const char *uri,
   if (check_executable (path, err) < 0 || logbin_pipes (fds, err) < 0
       || logbin_spawn (l, reaper, argv, namespace, id, fds, err) < 0)
     {
-      close_all (fds, ARRAY_SIZE (fds));
+      close_fds (fds, ARRAY_SIZE (fds));
       logbin_free (l);
       return NULL;
     }
   /* The logger holds the read ends and the ready write end now; ours would hide its EOFs. */
-  close_all ((int[]){ fds[0], fds[2], fds[5] }, 3);
+  close_fds ((int[]){ fds[0], fds[2], fds[5] }, 3);
   logbin_arm (l, fds[4]);
   *stdout_w = fds[1];
   *stderr_w = fds[3];
@@ -525,7 +509,7 @@ logbin_stop (struct logbin *l)
     }
   /* Like containerd: the logger gets SIGTERM (to flush) and a grace period. */
   kill (l->pid, SIGTERM);
-  struct timeval tv = { l->term_grace_ms / 1000, (l->term_grace_ms % 1000) * 1000 };
+  struct timeval tv = timeval_from_ms (l->term_grace_ms);
   l->kill_ev = evtimer_new (l->base, kill_cb, l);
   evtimer_add (l->kill_ev, &tv);
 }
@@ -541,7 +525,7 @@ logbin_set_ready_timeout_ms (struct logbin *l, unsigned ms)
 {
   if (l->deadline_ev == NULL)
     return;
-  struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+  struct timeval tv = timeval_from_ms (ms);
   evtimer_add (l->deadline_ev, &tv);
 }
 

@@ -362,14 +362,6 @@ check_drained (struct proc_io *io)
 }
 
 static void
-close_fd (int *fd)
-{
-  if (*fd >= 0)
-    close (*fd);
-  *fd = -1;
-}
-
-static void
 pump_close (struct pump *p)
 {
   if (p->ev_read)
@@ -588,7 +580,7 @@ proc_io_process_exited (struct proc_io *io, unsigned drain_ms)
     return;
   if (io->drain_timer == NULL)
     io->drain_timer = evtimer_new (io->base, drain_deadline_cb, io);
-  struct timeval tv = { drain_ms / 1000, (drain_ms % 1000) * 1000 };
+  struct timeval tv = timeval_from_ms (drain_ms);
   evtimer_add (io->drain_timer, &tv);
 }
 

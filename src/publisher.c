@@ -167,7 +167,7 @@ schedule_retry (struct publisher *p, unsigned attempts)
   unsigned ms = attempts * 1000u;
   if (ms > PUBLISHER_MAX_BACKOFF_MS)
     ms = PUBLISHER_MAX_BACKOFF_MS;
-  struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+  struct timeval tv = timeval_from_ms (ms);
   evtimer_add (p->retry_timer, &tv);
 }
 
@@ -273,6 +273,6 @@ publisher_drain (struct publisher *p, unsigned timeout_ms, void (*cb) (void *arg
     }
   if (p->drain_timer == NULL)
     p->drain_timer = evtimer_new (p->base, drain_timeout_cb, p);
-  struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+  struct timeval tv = timeval_from_ms (timeout_ms);
   evtimer_add (p->drain_timer, &tv);
 }

@@ -491,7 +491,7 @@ spawn_arm (struct spawn *s, unsigned timeout_ms)
     }
   if (timeout_ms)
     {
-      struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+      struct timeval tv = timeval_from_ms (timeout_ms);
       s->deadline = evtimer_new (s->base, deadline_cb, s);
       evtimer_add (s->deadline, &tv);
     }

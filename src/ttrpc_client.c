@@ -462,7 +462,7 @@ client_call_new (struct ttrpc_client *c, unsigned timeout_ms, ttrpc_client_cb cb
     abort (); /* only on OOM, which aborts everywhere else too */
   if (timeout_ms > 0)
     {
-      struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+      struct timeval tv = timeval_from_ms (timeout_ms);
       evtimer_add (call->ev, &tv);
     }
   return call;

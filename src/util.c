@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -222,6 +223,30 @@ write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, 
       return shim_error_make (err, saved, SHIM_UNKNOWN, "rename `%s`", path);
     }
   return 0;
+}
+
+void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+void
+close_fds (const int *fds, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+}
+
+void
+event_freep (struct event **ev)
+{
+  if (*ev)
+    event_free (*ev);
+  *ev = NULL;
 }
 
 int

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +65,13 @@ int read_file_at (int dirfd, const char *path, size_t max, char **out, size_t *l
 int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
                        struct shim_error_s **err);
 int write_all (int fd, const void *data, size_t len);
+/* Closes *fd if open and marks it closed (-1). */
+void close_fd (int *fd);
+/* Closes each open fd of the array. */
+void close_fds (const int *fds, size_t n);
+struct event;
+/* Frees *ev if set (libevent) and clears it. */
+void event_freep (struct event **ev);
 int set_nonblock (int fd, bool on);
 int set_cloexec (int fd, bool on);
 /* mkdir -p with the given mode. */
@@ -72,6 +80,13 @@ int mkdir_p (const char *path, mode_t mode);
 /* Time. */
 struct timespec now_realtime (void);
 uint64_t now_monotonic_ms (void);
+/* A libevent timeout of ms milliseconds. */
+static inline struct timeval
+timeval_from_ms (unsigned ms)
+{
+  struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+  return tv;
+}
 /* RFC 3339 with nanoseconds, UTC, into buf (>= 40 bytes). */
 void format_rfc3339 (const struct timespec *ts, char *buf, size_t size);
 
