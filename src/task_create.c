@@ -73,27 +73,43 @@ create_failed (struct task_service *svc, struct container *c, struct ttrpc_call 
   task_destroy_container (svc, c);
 }
 
+struct failed_create
+{
+  struct op *op;
+  shim_error_t err; /* what Create answers once the cleanup is done */
+};
+
 static void
 cleanup_done_cb (struct runtime_result *res, void *arg)
 {
-  (void) arg;
+  struct failed_create *f = arg;
+  struct container *c = f->op->container;
   if (res->err)
     log_warn ("cleanup after a failed create: %s", res->err->msg);
+  create_failed (c->service, c, f->op->call, &f->err);
+  free (f);
 }
 
-/* The runtime said it created the container but left no usable pid: remove what it made
- * without waiting for it. */
+/* The runtime said it created the container but left no usable pid: remove what it made, then
+ * fail the Create (the shim may exit right after, and would take the cleanup with it). */
 static void
-force_delete (struct task_service *svc, struct container *c)
+fail_after_force_delete (struct task_service *svc, struct op *op, shim_error_t *err)
 {
+  struct container *c = op->container;
+  struct failed_create *f = xcalloc (1, sizeof *f);
+  f->op = op;
+  f->err = steal_ptr (err);
   struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id, .force = true };
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
-  cleanup_error shim_error_t err = NULL;
-  if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                   cleanup_done_cb, NULL, &err)
-      == NULL)
-    log_warn ("cleanup after a failed create: %s", err->msg);
+  cleanup_error shim_error_t run_err = NULL;
+  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                           cleanup_done_cb, f, &run_err);
+  if (op->spawn)
+    return;
+  log_warn ("cleanup after a failed create: %s", run_err->msg);
+  create_failed (svc, c, op->call, &f->err);
+  free (f);
 }
 
 static void
@@ -115,8 +131,7 @@ create_done_cb (struct runtime_result *res, void *arg)
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
   if (task_watch_pid_file (svc, &c->init, pid_file, &err) < 0)
     {
-      force_delete (svc, c);
-      create_failed (svc, c, op->call, &err);
+      fail_after_force_delete (svc, op, &err);
       return;
     }
   task_watch_oom (svc, c);
