@@ -17,6 +17,15 @@
 #define FEATURES_TYPE "types.containerd.io/opencontainers/runtime-spec/1/features/Features"
 #define INFO_CMD_TIMEOUT_MS 5000
 
+bool
+info_features_valid (const char *text)
+{
+  cJSON *doc = cJSON_Parse (text);
+  bool ok = cJSON_IsObject (doc);
+  cJSON_Delete (doc);
+  return ok;
+}
+
 /* The runtime's own `features` output when it has the command and it prints JSON. */
 static char *
 runtime_features (const char *binary, const struct runtime_profile *p)
@@ -25,14 +34,8 @@ runtime_features (const char *binary, const struct runtime_profile *p)
     return NULL;
   char *argv[] = { (char *) binary, "features", NULL };
   char *out = NULL;
-  if (cmd_run (argv, NULL, INFO_CMD_TIMEOUT_MS, &out, NULL) == 0)
-    {
-      cJSON *doc = cJSON_Parse (out);
-      bool ok = cJSON_IsObject (doc);
-      cJSON_Delete (doc);
-      if (ok)
-        return out;
-    }
+  if (cmd_run (argv, NULL, INFO_CMD_TIMEOUT_MS, &out, NULL) == 0 && info_features_valid (out))
+    return out;
   free (out);
   return NULL;
 }

@@ -2,6 +2,7 @@
  * cache per binary file in the process and on tmpfs across shim processes. */
 
 #include "profile.h"
+#include "profile_internal.h"
 
 #include <errno.h>
 #include <sha2.h>
@@ -26,14 +27,6 @@
  * loop. Create and -info share it without a handle threaded through struct shim.
  * profile_cache_clear() empties it (tests, shutdown). Profiles handed out point into entries,
  * so an entry outlives a change of its file: it is only marked stale, and a new one made. */
-
-struct file_id
-{
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime;
-};
 
 struct probe_entry
 {
@@ -232,6 +225,12 @@ disk_cache_load (const char *path, const struct file_id *id)
   cleanup_free char *data = NULL;
   if (read_file (file, 16384, &data, NULL, NULL) < 0)
     return NULL;
+  return profile_cache_parse (data, id);
+}
+
+char *
+profile_cache_parse (const char *data, const struct file_id *id)
+{
   unsigned long long dev, ino;
   long long size, sec;
   long nsec;

@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,8 @@ exec_details (struct container *c, pid_t pid)
   return NULL;
 }
 
-static int
-reply_pids (struct pids_ctx *ctx, const char *out, shim_error_t *err)
+int
+task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err)
 {
   cJSON *arr = cJSON_Parse (out);
   if (!cJSON_IsArray (arr))
@@ -109,27 +110,41 @@ reply_pids (struct pids_ctx *ctx, const char *out, shim_error_t *err)
       cJSON_Delete (arr);
       return shim_error_make (err, 0, SHIM_UNKNOWN, "runtime ps: output is not a JSON array");
     }
-  struct container *c = task_find_container (ctx->svc, ctx->id);
-  size_t n = cJSON_GetArraySize (arr), i = 0;
-  Containerd__V1__Types__ProcessInfo *infos = xcalloc (n, sizeof *infos);
-  Containerd__V1__Types__ProcessInfo **ptrs = xcalloc (n, sizeof *ptrs);
+  *pids = xcalloc (cJSON_GetArraySize (arr) + 1, sizeof **pids);
+  *n_pids = 0;
   const cJSON *e;
   cJSON_ArrayForEach (e, arr)
   {
-    if (!cJSON_IsNumber (e))
-      continue;
-    containerd__v1__types__process_info__init (&infos[i]);
-    infos[i].pid = (uint32_t) e->valuedouble;
-    infos[i].info = exec_details (c, (pid_t) e->valuedouble);
-    ptrs[i] = &infos[i];
-    i++;
+    /* Converting a double that no pid can be is undefined: skip it. */
+    if (cJSON_IsNumber (e) && e->valuedouble >= 0 && e->valuedouble <= INT_MAX)
+      (*pids)[(*n_pids)++] = (pid_t) e->valuedouble;
   }
   cJSON_Delete (arr);
+  return 0;
+}
+
+static int
+reply_pids (struct pids_ctx *ctx, const char *out, shim_error_t *err)
+{
+  cleanup_free pid_t *pids = NULL;
+  size_t n;
+  if (task_parse_pids (out, &pids, &n, err) < 0)
+    return -1;
+  struct container *c = task_find_container (ctx->svc, ctx->id);
+  Containerd__V1__Types__ProcessInfo *infos = xcalloc (n, sizeof *infos);
+  Containerd__V1__Types__ProcessInfo **ptrs = xcalloc (n, sizeof *ptrs);
+  for (size_t i = 0; i < n; i++)
+    {
+      containerd__v1__types__process_info__init (&infos[i]);
+      infos[i].pid = (uint32_t) pids[i];
+      infos[i].info = exec_details (c, pids[i]);
+      ptrs[i] = &infos[i];
+    }
   Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
-  resp.n_processes = i;
+  resp.n_processes = n;
   resp.processes = ptrs;
   ttrpc_call_reply (ctx->call, &resp.base);
-  for (size_t j = 0; j < i; j++)
+  for (size_t j = 0; j < n; j++)
     pb_any_free (infos[j].info);
   free (infos);
   free (ptrs);

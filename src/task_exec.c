@@ -196,10 +196,8 @@ task_handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *a
 
 /* ---- Exec: records the process; the runtime runs at Start ---- */
 
-/* The process spec as the runtime reads it, with `terminal` as the request says. */
-static char *
-write_spec (const struct container *c, const Google__Protobuf__Any *spec, bool terminal,
-            shim_error_t *err)
+char *
+task_exec_spec_json (const Google__Protobuf__Any *spec, bool terminal, shim_error_t *err)
 {
   if (spec == NULL || spec->type_url == NULL || strcmp (spec->type_url, PROCESS_SPEC_TYPE) != 0)
     {
@@ -217,8 +215,21 @@ write_spec (const struct container *c, const Google__Protobuf__Any *spec, bool t
     }
   cJSON_DeleteItemFromObjectCaseSensitive (doc, "terminal");
   cJSON_AddBoolToObject (doc, "terminal", terminal);
-  cleanup_free char *out = cJSON_PrintUnformatted (doc);
+  char *out = cJSON_PrintUnformatted (doc);
   cJSON_Delete (doc);
+  if (out == NULL)
+    shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "exec spec cannot be written back as JSON");
+  return out;
+}
+
+/* The process spec written where the runtime reads it. */
+static char *
+write_spec (const struct container *c, const Google__Protobuf__Any *spec, bool terminal,
+            shim_error_t *err)
+{
+  cleanup_free char *out = task_exec_spec_json (spec, terminal, err);
+  if (out == NULL)
+    return NULL;
   char *path = xasprintf ("%s/.cshim-exec-XXXXXX.json", c->bundle);
   int fd = mkostemps (path, 5, O_CLOEXEC);
   if (fd < 0 || write_all (fd, out, strlen (out)) < 0)

@@ -5,11 +5,14 @@
  * lookups, reply and event helpers, and the handlers each file provides. */
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "container.h"
 #include "error.h"
 
+struct Google__Protobuf__Any;
 struct proc_io;
 struct runtime_ctx;
 struct shim;
@@ -54,6 +57,10 @@ void task_watch_oom (struct task_service *svc, struct container *c);
 void task_handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 
 /* task_exec.c */
+/* The exec process spec (a JSON Any) as the runtime reads it, with `terminal` as the request
+ * says. Pure; the caller frees. */
+char *task_exec_spec_json (const struct Google__Protobuf__Any *spec, bool terminal,
+                           shim_error_t *err);
 void task_handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_exec (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 /* Delete of an exec process (the op runs on its container's queue). */
@@ -65,6 +72,9 @@ void task_kill_execs (struct container *c);
 void task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 
 /* task_control.c */
+/* The pids in the runtime's `ps --format json` output (a JSON array of numbers; entries that
+ * are no pid are skipped). Pure; the caller frees *pids. */
+int task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err);
 void task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
