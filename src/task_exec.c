@@ -205,7 +205,9 @@ task_exec_spec_json (const Google__Protobuf__Any *spec, bool terminal, shim_erro
                        PROCESS_SPEC_TYPE);
       return NULL;
     }
-  cleanup_free char *text = xstrndup ((const char *) spec->value.data, spec->value.len);
+  /* An empty value comes unpacked with no data pointer at all. */
+  const char *value = spec->value.len ? (const char *) spec->value.data : "";
+  cleanup_free char *text = xstrndup (value, spec->value.len);
   cJSON *doc = cJSON_Parse (text);
   if (!cJSON_IsObject (doc))
     {
