@@ -35,7 +35,7 @@ LIB         := $(BUILD)/libcshim.a
 UNIT_SRC    := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e asan asan-unit fuzz fuzz-run install clean demo deps bench headers
+.PHONY: all check unit e2e asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 all: $(BUILD)/$(BIN)
@@ -86,10 +86,20 @@ asan-unit:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' unit
 
-# libFuzzer targets (clang), run for FUZZ_SECONDS each from a seed-less start.
+# libFuzzer targets (clang), one per parser (test/fuzz/README.md). `make fuzz` (part of check)
+# runs each for FUZZ_SECONDS from its committed seeds, test/fuzz/corpus/<target>; new inputs
+# go to a scratch corpus, $(BUILD)/fuzz/scratch/<target>, emptied first: the committed seeds
+# never change. `make fuzz-long` runs each for FUZZ_LONG_SECONDS and keeps its corpus across
+# runs in $(BUILD)/fuzz/long/<target>. FUZZ_TARGETS picks some: FUZZ_TARGETS='fuzz_stats'.
 FUZZ_SRC    := $(sort $(wildcard test/fuzz/fuzz_*.c))
-FUZZ_BIN    := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_SECONDS ?= 10
+FUZZ_NAMES  := $(FUZZ_SRC:test/fuzz/%.c=%)
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_BIN    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 5
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_WORK   ?= scratch
+FUZZ_FRESH  ?= 1
+FUZZ_FLAGS  := -max_len=65536 -timeout=30
 
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -99,10 +109,17 @@ fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
 	  SAN='-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined' fuzz-run
 
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_LONG_SECONDS) FUZZ_WORK=long FUZZ_FRESH=0
+
 fuzz-run: $(FUZZ_BIN)
-	@set -e; for t in $(FUZZ_BIN); do echo "== $$t ($(FUZZ_SECONDS) s)"; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 > $$t.log 2>&1 \
-	    || { tail -n 40 $$t.log; exit 1; }; tail -n 1 $$t.log; done
+	@set -e; for n in $(FUZZ_TARGETS); do t=$(BUILD)/fuzz/$$n; w=$(BUILD)/fuzz/$(FUZZ_WORK)/$$n; \
+	  seeds=test/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  if [ "$(FUZZ_FRESH)" = 1 ]; then rm -rf $$w; fi; mkdir -p $$w; \
+	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) -artifact_prefix=$(BUILD)/fuzz/$$n- \
+	    $$w $$seeds > $$t.log 2>&1 || { tail -n 40 $$t.log; exit 1; }; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $$t.log | tail -n 1; done
 
 deps:
 	scripts/install-deps
