@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "profile.h"
+#include "profile_internal.h"
 #include "reaper.h"
 #include "runtime.h"
 #include "testutil.h"
@@ -809,6 +810,20 @@ test_cache_clear_drops_pending (void **state)
   assert_int_equal (o.calls, 1);
 }
 
+/* The cache file format: the header must name the same file, the rest is the text. */
+static void
+test_cache_parse (void **state)
+{
+  (void) state;
+  const struct file_id id = { 8, 1234, 4096, { 1700000000, 5 } };
+  char *text = profile_cache_parse ("8 1234 4096 1700000000 5\ncrun version 1.8.1\n", &id);
+  assert_string_equal (text, "crun version 1.8.1\n");
+  free (text);
+  assert_null (profile_cache_parse ("8 1234 4096 1700000000 6\ncrun version 1.8.1\n", &id));
+  assert_null (profile_cache_parse ("8 1234 4096\ncrun version 1.8.1\n", &id));
+  assert_null (profile_cache_parse ("", &id));
+}
+
 int
 main (void)
 {
@@ -829,6 +844,7 @@ main (void)
     cmocka_unit_test (test_check_flags),
     cmocka_unit_test (test_check_signals),
     cmocka_unit_test (test_features_json),
+    cmocka_unit_test (test_cache_parse),
     cmocka_unit_test_setup_teardown (test_probe_installed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_youki_cached, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_shared_run, setup, teardown),
