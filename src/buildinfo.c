@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -128,10 +129,17 @@ parse_modinfo (const uint8_t *data, size_t size, size_t *len, shim_error_t *err)
 char *
 buildinfo_read (const char *path, size_t *len, shim_error_t *err)
 {
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  /* O_NONBLOCK: a FIFO named here must not hang `start`; only a regular file is read. */
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) < 0)
     {
       shim_error_make (err, errno, SHIM_UNKNOWN, "open %s", path);
+      return NULL;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      shim_error_make (err, 0, SHIM_UNKNOWN, "%s: not a regular file", path);
       return NULL;
     }
   size_t size = 0;

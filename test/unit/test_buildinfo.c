@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buildinfo.h"
@@ -139,6 +140,10 @@ test_fails_safe (void **state)
   int fd = mkstemp (text);
   assert_int_equal (write_all (fd, "#!/bin/sh\n", 10), 0);
   close (fd);
+  assert_int_equal (buildinfo_containerd_of (text), BUILDINFO_UNKNOWN);
+  /* A FIFO with no writer: answered at once, not waited on. */
+  unlink (text);
+  assert_int_equal (mkfifo (text, 0600), 0);
   assert_int_equal (buildinfo_containerd_of (text), BUILDINFO_UNKNOWN);
   unlink (text);
 
