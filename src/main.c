@@ -145,6 +145,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   if (d.shim.reaper == NULL)
     return -1;
   d.shim.publisher = publisher_new (d.shim.base, getenv ("TTRPC_ADDRESS"));
+  publisher_use_binary (d.shim.publisher, d.shim.reaper, a->publish_binary, a->address);
   struct task_service *svc = d.tasks = task_service_new (&d.shim);
   size_t n_methods;
   const struct ttrpc_method *methods = task_service_methods (&n_methods);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "buildinfo.h"
 #include "cmd.h"
 #include "config.h"
 #include "containerd/runtime/bootstrap/v1/bootstrap.pb-c.h"
@@ -229,21 +230,63 @@ manager_bootstrap_options (const struct shim_args *args, const uint8_t *data, si
 }
 
 /* Options on stdin are kept in the bundle: Create may carry only task options, and the
- * runtime choice must not be lost. */
-static void
+ * runtime choice must not be lost. True when stdin was containerd 2.3's BootstrapParams. */
+static bool
 save_start_options (const struct shim_args *args, const char *bundle)
 {
   cleanup_free char *data = NULL;
   size_t len = 0;
   if (isatty (STDIN_FILENO) || read_file ("/dev/stdin", 1u << 20, &data, &len, NULL) < 0
       || len == 0)
-    return;
+    return false;
   size_t opts_len = len;
   cleanup_free uint8_t *opts = manager_bootstrap_options (args, (const uint8_t *) data, len,
                                                        &opts_len);
   cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_START_OPTIONS_FILE);
   if (opts_len > 0)
     write_file_atomic (path, opts ? (const char *) opts : data, opts_len, 0600, NULL);
+  return opts != NULL;
+}
+
+uint8_t *
+manager_start_reply (const char *address, bool bootstrap, enum buildinfo_containerd containerd,
+                     size_t *len)
+{
+  if (bootstrap)
+    {
+      Containerd__Runtime__Bootstrap__V1__BootstrapResult r
+          = CONTAINERD__RUNTIME__BOOTSTRAP__V1__BOOTSTRAP_RESULT__INIT;
+      r.version = MANAGER_TASK_API_V3;
+      r.address = (char *) address;
+      r.protocol = (char *) "ttrpc";
+      return pb_pack (&r.base, len);
+    }
+  if (containerd != BUILDINFO_CONTAINERD_2)
+    {
+      *len = strlen (address);
+      return (uint8_t *) xstrdup (address);
+    }
+  cJSON *doc = cJSON_CreateObject ();
+  cJSON_AddNumberToObject (doc, "version", MANAGER_TASK_API_V3);
+  cJSON_AddStringToObject (doc, "address", address);
+  cJSON_AddStringToObject (doc, "protocol", "ttrpc");
+  char *text = cJSON_PrintUnformatted (doc);
+  cJSON_Delete (doc);
+  if (text == NULL)
+    abort (); /* only on OOM */
+  *len = strlen (text);
+  return (uint8_t *) text;
+}
+
+/* The containerd that runs `start`: -publish-binary is its own executable; without it, our
+ * parent's. */
+static enum buildinfo_containerd
+start_caller (const struct shim_args *args)
+{
+  if (args->publish_binary && args->publish_binary[0])
+    return buildinfo_containerd_of (args->publish_binary);
+  cleanup_free char *exe = xasprintf ("/proc/%d/exe", (int) getppid ());
+  return buildinfo_containerd_of (exe);
 }
 
 /* ShimCgroup: the server joins that cgroup in every hierarchy where it exists (v1 mounts
@@ -280,7 +323,7 @@ manager_start (const struct shim_args *args, shim_error_t *err)
   read_file (spec_path, 16u << 20, &spec, NULL, NULL);
   cleanup_free char *key = manager_group_key (spec, args->id);
   cleanup_free char *address = manager_socket_address (args->address, args->namespace, key);
-  save_start_options (args, bundle);
+  bool bootstrap = save_start_options (args, bundle);
 
   bool existing = false;
   cleanup_close int fd = listen_socket (socket_path_of (address), &existing, err);
@@ -300,7 +343,12 @@ manager_start (const struct shim_args *args, shim_error_t *err)
   cleanup_free char *address_file = xasprintf ("%s/address", bundle);
   if (write_file_atomic (address_file, address, strlen (address), 0644, err) < 0)
     return -1;
-  fputs (address, stdout);
+  size_t len = 0;
+  cleanup_free uint8_t *reply = manager_start_reply (address, bootstrap,
+                                                     bootstrap ? BUILDINFO_UNKNOWN
+                                                               : start_caller (args),
+                                                     &len);
+  fwrite (reply, 1, len, stdout);
   fflush (stdout);
   return 0;
 }

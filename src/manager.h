@@ -8,7 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buildinfo.h"
 #include "error.h"
+
+/* The bootstrap version that makes containerd 2.x call containerd.task.v3.Task. */
+#define MANAGER_TASK_API_V3 3
 
 struct shim_args
 {
@@ -32,6 +36,15 @@ char *manager_group_key (const char *config_json, const char *id);
  * the options Any it carries, packed (empty when none); NULL when data is not one. */
 uint8_t *manager_bootstrap_options (const struct shim_args *args, const uint8_t *data,
                                     size_t len, size_t *out_len);
+
+/* What `start` prints for address (*len bytes, not NUL-terminated for the protobuf):
+ * - containerd 2.3+ sent BootstrapParams (bootstrap): a protobuf BootstrapResult, version 3;
+ * - containerd 2.x (by its build info): JSON {"version":3,"address":...,"protocol":"ttrpc"},
+ *   which 2.0-2.2 accept and answer by calling task v3;
+ * - anything else, the plain address: 1.6 reads nothing else, 1.7 rejects version 3, and
+ *   every version takes plain text as version 2. */
+uint8_t *manager_start_reply (const char *address, bool bootstrap,
+                              enum buildinfo_containerd containerd, size_t *len);
 
 int manager_start (const struct shim_args *args, shim_error_t *err);
 int manager_delete (const struct shim_args *args, shim_error_t *err);

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 
 #include "containerd/services/events/ttrpc/v1/events.pb-c.h"
@@ -11,12 +12,16 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "log.h"
 #include "pb.h"
+#include "spawn.h"
 #include "ttrpc_client.h"
 #include "util.h"
 
 #define PUBLISHER_MAX_QUEUE 4096
 #define PUBLISHER_CALL_TIMEOUT_MS 5000
 #define PUBLISHER_MAX_BACKOFF_MS 5000
+/* A publish binary cannot say why it failed: after this many tries (about 5 minutes of
+ * back-off) an event is taken as rejected, so that it cannot stall the queue for good. */
+#define PUBLISHER_BINARY_MAX_ATTEMPTS 60
 
 static const char service_name[] = "containerd.services.events.ttrpc.v1.Events";
 
@@ -35,6 +40,11 @@ struct publisher
 {
   struct event_base *base;
   struct ttrpc_client *client;
+  /* Without a ttrpc address: `<binary> --address <address> publish ...` per event. */
+  struct reaper *reaper;
+  char *binary;
+  char *address;
+  struct spawn *spawn;
   struct event_queue queue;
   size_t count;
   unsigned long dropped;
@@ -81,7 +91,28 @@ publisher_free (struct publisher *p)
     event_free (p->drain_timer);
   if (p->client)
     ttrpc_client_free (p->client);
+  if (p->spawn)
+    spawn_cancel (p->spawn);
+  free (p->binary);
+  free (p->address);
   free (p);
+}
+
+void
+publisher_use_binary (struct publisher *p, struct reaper *reaper, const char *binary,
+                      const char *address)
+{
+  if (p->client || binary == NULL || binary[0] == '\0' || address == NULL || address[0] == '\0')
+    return;
+  p->reaper = reaper;
+  p->binary = xstrdup (binary);
+  p->address = xstrdup (address);
+}
+
+static bool
+can_send (const struct publisher *p)
+{
+  return p->client != NULL || p->binary != NULL;
 }
 
 size_t
@@ -228,6 +259,60 @@ forward_raw (struct publisher *p, struct pending_event *e)
 }
 
 static void
+publish_done_cb (const struct spawn_result *res, void *arg)
+{
+  struct publisher *p = arg;
+  struct pending_event *e = p->in_flight;
+  p->spawn = NULL;
+  p->in_flight = NULL;
+  if (res->exit_code == 0 && !res->timed_out)
+    {
+      finish_head (p, e, true);
+      return;
+    }
+  e->attempts++;
+  if (res->exec_errno != 0)
+    log_warn ("cannot run %s: %s", p->binary, strerror (res->exec_errno));
+  else
+    log_warn ("%s publish %s failed (attempt %u, exit %d%s): %.*s", p->binary, e->topic,
+              e->attempts, res->exit_code, res->timed_out ? ", timed out" : "",
+              (int) res->err_len, res->err ? res->err : "");
+  /* A binary that does not run will never run. */
+  if (res->exec_errno != 0 || e->attempts >= PUBLISHER_BINARY_MAX_ATTEMPTS)
+    finish_head (p, e, false);
+  else
+    schedule_retry (p, e->attempts);
+}
+
+/* The legacy path of runtime v2: the publish binary (containerd itself) reads the event's
+ * Any on stdin and publishes it over gRPC. One child at a time keeps the order. */
+static void
+publish_binary (struct publisher *p, struct pending_event *e)
+{
+  const Containerd__Services__Events__Ttrpc__V1__ForwardRequest *req = (const void *) e->request;
+  size_t len = 0;
+  cleanup_free uint8_t *any = pb_pack (&req->envelope->event->base, &len);
+  char *const argv[] = { p->binary, (char *) "--address", p->address, (char *) "publish",
+                         (char *) "--topic", e->topic, (char *) "--namespace", e->namespace,
+                         NULL };
+  struct spawn_req sreq = {
+    .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdin_data = any, .stdin_len = len,
+    .stdout_fd = SPAWN_FD_NULL, .stderr_fd = SPAWN_FD_CAPTURE,
+    .timeout_ms = PUBLISHER_CALL_TIMEOUT_MS, .capture_max = 4096,
+  };
+  cleanup_error shim_error_t err = NULL;
+  p->in_flight = e;
+  p->spawn = spawn_start (p->base, p->reaper, &sreq, publish_done_cb, p, &err);
+  if (p->spawn == NULL)
+    {
+      /* Out of processes for now: try again later, in place. */
+      p->in_flight = NULL;
+      log_warn ("publish %s: %s", e->topic, err->msg);
+      schedule_retry (p, ++e->attempts);
+    }
+}
+
+static void
 retry_cb (evutil_socket_t fd, short what, void *arg)
 {
   (void) fd;
@@ -243,12 +328,12 @@ publisher_kick (struct publisher *p)
     p->retry_timer = evtimer_new (p->base, retry_cb, p);
   if (p->in_flight || evtimer_pending (p->retry_timer, NULL) || TAILQ_EMPTY (&p->queue))
     return;
-  if (p->client == NULL)
-    {
-      log_warn ("no TTRPC_ADDRESS: %zu events cannot be published", p->count);
-      return;
-    }
-  forward_raw (p, TAILQ_FIRST (&p->queue));
+  if (p->client)
+    forward_raw (p, TAILQ_FIRST (&p->queue));
+  else if (p->binary)
+    publish_binary (p, TAILQ_FIRST (&p->queue));
+  else
+    log_warn ("no TTRPC_ADDRESS nor publish binary: %zu events cannot be published", p->count);
 }
 
 static void
@@ -266,7 +351,7 @@ publisher_drain (struct publisher *p, unsigned timeout_ms, void (*cb) (void *arg
 {
   p->drain_cb = cb;
   p->drain_arg = arg;
-  if (p->count == 0 || p->client == NULL)
+  if (p->count == 0 || !can_send (p))
     {
       drain_done (p);
       return;

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 NAMESPACE = "cshim-e2e"
 CSHIM_RUNTIME = "io.containerd.cshim.v2"
 STOCK_RUNTIME = "io.containerd.runc.v2"
@@ -34,6 +33,15 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STOCK = os.environ.get("CSHIM_E2E_SHIM", "cshim") == "stock"
 ASAN = os.environ.get("CSHIM_E2E_ASAN") == "1"
 
+# The containerd build under test (CSHIM_E2E_CONTAINERD): the system's 1.6, or Debian's 1.7
+# (trixie) and 2.x (sid) packages unpacked by scripts/fetch-containerd, never installed.
+CONTAINERD_SUITES = {"1.6": None, "1.7": "trixie", "2.x": "sid"}
+CONTAINERD = os.environ.get("CSHIM_E2E_CONTAINERD", "1.6")
+# Logs and reports of a run; the matrix keeps each other build's apart.
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+if CONTAINERD != "1.6":
+    ARTIFACTS = ARTIFACTS / f"containerd-{CONTAINERD}"
+
 
 def build_dir():
     """The shim's build dir: $CSHIM_BUILD, <repo>/build, or <repo>/build-asan."""
@@ -44,6 +52,23 @@ def build_dir():
 
 def shim_binary():
     return build_dir() / SHIM_BINARY_NAME
+
+
+def containerd_bin_dir(build=CONTAINERD):
+    """Where build's containerd, ctr and stock shim are; None for the system's."""
+    if build not in CONTAINERD_SUITES:
+        raise ValueError(f"CSHIM_E2E_CONTAINERD={build!r}: expected one of "
+                         + ", ".join(CONTAINERD_SUITES))
+    suite = CONTAINERD_SUITES[build]
+    if suite is None:
+        return None
+    return REPO / "build" / "debian" / suite / "containerd" / "usr" / "bin"
+
+
+def containerd_tool(name, build=CONTAINERD):
+    """Path of containerd's `containerd` or `ctr` for build (PATH lookup for 1.6)."""
+    directory = containerd_bin_dir(build)
+    return str(directory / name) if directory else name
 
 
 class CommandFailed(AssertionError):
@@ -407,17 +432,11 @@ class EventStream:
 
 # --- containerd ----------------------------------------------------------------
 
-CONFIG_TEMPLATE = """\
-version = 2
+# Shared by every containerd version: private root, state, sockets and opt dir.
+_CONFIG_COMMON = """\
 root = "{dir}/root"
 state = "{dir}/state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
+disabled_plugins = [{disabled}]
 
 [grpc]
   address = "{sock}"
@@ -435,6 +454,23 @@ disabled_plugins = [
 [plugins."io.containerd.internal.v1.opt"]
   path = "{dir}/opt"
 """
+_UNUSED_SNAPSHOTTERS = ("io.containerd.snapshotter.v1.btrfs",
+                        "io.containerd.snapshotter.v1.devmapper",
+                        "io.containerd.snapshotter.v1.zfs")
+# 1.x: config format 2, CRI is one plugin. 2.x: format 3, CRI is split in three.
+_CONFIG_FORMATS = {
+    "1.x": (2, ("io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs")),
+    "2.x": (3, ("io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime",
+                "io.containerd.grpc.v1.cri")),
+}
+
+
+def containerd_config(directory, sock, build=CONTAINERD):
+    """The private config file text for build, with the CRI plugin disabled."""
+    version, cri = _CONFIG_FORMATS["2.x" if build.startswith("2.") else "1.x"]
+    disabled = ", ".join(f'"{p}"' for p in (*cri, *_UNUSED_SNAPSHOTTERS))
+    return f"version = {version}\n" + _CONFIG_COMMON.format(dir=directory, sock=sock,
+                                                           disabled=disabled)
 
 
 class Containerd:
@@ -444,8 +480,9 @@ class Containerd:
     live = []
 
     def __init__(self, directory, label, path_prefix=(), extra_env=None,
-                 namespace=NAMESPACE):
+                 namespace=NAMESPACE, build=CONTAINERD):
         self.dir = Path(directory)
+        self.build = build
         self.label = label
         self.namespace = namespace
         self.sock = str(self.dir / "containerd.sock")
@@ -462,19 +499,26 @@ class Containerd:
     # process management
     def env(self):
         env = dict(os.environ)
-        env["PATH"] = ":".join(self.path_prefix + [env.get("PATH", ""), SYSTEM_PATH])
+        # The build's own stock shim comes after ours and before the system's.
+        own = containerd_bin_dir(self.build)
+        env["PATH"] = ":".join(self.path_prefix + ([str(own)] if own else [])
+                               + [env.get("PATH", ""), SYSTEM_PATH])
         env.update(self.extra_env)
         return env
+
+    def config_text(self):
+        return containerd_config(self.dir, self.sock, self.build)
 
     def start(self, timeout=30.0):
         for sub in ("root", "state", "opt"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         config = self.dir / "config.toml"
-        config.write_text(CONFIG_TEMPLATE.format(dir=self.dir, sock=self.sock))
+        config.write_text(self.config_text())
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                ["containerd", "--config", str(config)], stdin=subprocess.DEVNULL,
+                [containerd_tool("containerd", self.build), "--config", str(config)],
+                stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, env=self.env(),
                 start_new_session=True)
         finally:
@@ -491,7 +535,8 @@ class Containerd:
         return self
 
     def ctr_argv(self, *args, namespace=None):
-        return ["ctr", "-a", self.sock, "-n", namespace or self.namespace,
+        return [containerd_tool("ctr", self.build), "-a", self.sock,
+                "-n", namespace or self.namespace,
                 *[str(a) for a in args]]
 
     def ctr(self, *args, check=True, timeout=DEFAULT_TIMEOUT, namespace=None, input=None):
@@ -595,7 +640,7 @@ class Containerd:
                 self.remove_container(cid, namespace=ns)
 
     def _keep_log(self):
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         if self.log_path.exists():
             shutil.copyfile(self.log_path, ARTIFACTS / f"containerd-{self.label}.log")
 

@@ -1,5 +1,7 @@
-"""The files in examples/ work as shipped: containerd loads examples/config.toml with the
-CRI plugin enabled, and every example runtime JSON runs a container through cshim.
+"""The files in examples/ work as shipped: containerd loads its example config with the
+CRI plugin enabled (examples/config.toml into 1.6 and 1.7, examples/config-containerd2.toml
+into 2.x: CSHIM_E2E_CONTAINERD), and every example runtime JSON runs a container through
+cshim.
 
 The example config is adapted only where a test must not touch the host: root, state,
 sockets, CNI directories and the ConfigPath values (pointed at copies of the example JSONs
@@ -18,11 +20,18 @@ import tomllib
 import pytest
 
 from conftest import IdAllocator
-from cshim_e2e import (CSHIM_RUNTIME, NAMESPACE, REPO, Containerd, describe, pids_with_args,
-                       wait_until)
+from conftest import CRUN_SPEC_LIMIT
+from cshim_e2e import (CONTAINERD, CSHIM_RUNTIME, NAMESPACE, REPO, Containerd, describe,
+                       pids_with_args, wait_until)
 
 EXAMPLES = REPO / "examples"
 CRI = "io.containerd.grpc.v1.cri"
+# Per config format: (example file, format version, plugin holding the CRI runtimes).
+EXAMPLE_CONFIGS = {
+    2: ("config.toml", 2, CRI),
+    3: ("config-containerd2.toml", 3, "io.containerd.cri.v1.runtime"),
+}
+FORMAT = 3 if CONTAINERD == "2.x" else 2
 RUNTIMES = {  # example runtime name -> (example JSON, binary used in the test)
     "cshim-runc": ("cshim-runc.json", "/usr/sbin/runc"),
     "cshim-crun": ("cshim-crun.json", "/usr/bin/crun"),
@@ -30,7 +39,7 @@ RUNTIMES = {  # example runtime name -> (example JSON, binary used in the test)
 }
 RUN_TIMEOUT = 30
 
-pytestmark = pytest.mark.cshim_only
+pytestmark = [pytest.mark.cshim_only, pytest.mark.core]
 
 
 # --- TOML out (the stdlib reads TOML but does not write it) ------------------------
@@ -68,13 +77,17 @@ def dump_toml(doc, prefix=()):
 
 # --- fixtures ------------------------------------------------------------------------
 
-def example_config():
-    with open(EXAMPLES / "config.toml", "rb") as f:
+def example_config(fmt=FORMAT):
+    with open(EXAMPLES / EXAMPLE_CONFIGS[fmt][0], "rb") as f:
         return tomllib.load(f)
 
 
-def example_runtimes(doc):
-    return doc["plugins"][CRI]["containerd"]["runtimes"]
+def runtime_plugin(doc, fmt=FORMAT):
+    return doc["plugins"][EXAMPLE_CONFIGS[fmt][2]]
+
+
+def example_runtimes(doc, fmt=FORMAT):
+    return runtime_plugin(doc, fmt)["containerd"]["runtimes"]
 
 
 class ExampleContainerd(Containerd):
@@ -82,32 +95,15 @@ class ExampleContainerd(Containerd):
 
     def __init__(self, directory, config_text, **kwargs):
         super().__init__(directory, "examples", **kwargs)
-        self.config_text = config_text
+        self._config_text = config_text
 
-    def start(self, timeout=30.0):
-        for sub in ("root", "state", "opt"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        config = self.dir / "config.toml"
-        config.write_text(self.config_text)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["containerd", "--config", str(config)], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, env=self.env(),
-                start_new_session=True)
-        (self.dir / "containerd.pid").write_text(f"{self.proc.pid}\n")
-        Containerd.live.append(self)
-        deadline = time.monotonic() + timeout
-        while self.ctr("version", check=False, timeout=5).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("containerd with the example config did not come up:\n"
-                                   + self.log_tail(30))
-            time.sleep(0.05)
-        return self
+    def config_text(self):
+        return self._config_text
 
 
 class Adapted:
-    """examples/config.toml and the example JSONs, made private to this test run."""
+    """The example config for this containerd and the example JSONs, made private to this
+    test run."""
 
     def __init__(self, base_dir):
         self.dir = base_dir / "examples"
@@ -124,7 +120,7 @@ class Adapted:
             "root": str(self.ctd_dir / "root"),
             "state": str(self.ctd_dir / "state"),
             "disabled_plugins": [f"io.containerd.snapshotter.v1.{s}"
-                                 for s in ("aufs", "btrfs", "devmapper", "zfs")],
+                                 for s in ("btrfs", "devmapper", "zfs")],
             "grpc": {"address": str(sock)},
             "ttrpc": {"address": f"{sock}.ttrpc"},
             "debug": {"address": "", "level": "debug"},
@@ -132,11 +128,13 @@ class Adapted:
         })
         plugins = doc.setdefault("plugins", {})
         plugins["io.containerd.internal.v1.opt"] = {"path": str(self.ctd_dir / "opt")}
-        cri = plugins[CRI]
-        cri["restrict_oom_score_adj"] = True
-        cri["stream_server_address"] = "127.0.0.1"
-        cri["cni"] = {"conf_dir": str(self.dir / "cni" / "net.d"),
-                      "bin_dir": str(self.dir / "cni" / "bin")}
+        runtimes = runtime_plugin(doc)
+        runtimes["restrict_oom_score_adj"] = True
+        cni_bin = str(self.dir / "cni" / "bin")
+        runtimes["cni"] = {"conf_dir": str(self.dir / "cni" / "net.d"),
+                           # bin_dir is deprecated in 2.1
+                           **({"bin_dirs": [cni_bin]} if FORMAT == 3 else {"bin_dir": cni_bin})}
+        plugins.setdefault(CRI, {})["stream_server_address"] = "127.0.0.1"
         self.doc = doc
         self.text = dump_toml(doc)
         assert tomllib.loads(self.text) == doc  # the writer round-trips
@@ -158,6 +156,8 @@ class Adapted:
             path.write_text(json.dumps(config, indent=2) + "\n")
             if not os.access(binary, os.X_OK):
                 self.missing[name] = f"{binary} is not there"
+            elif name == "cshim-crun" and CONTAINERD != "1.6":
+                self.missing[name] = CRUN_SPEC_LIMIT
             self.configs[name] = path
             out[name] = path
         return out
@@ -190,18 +190,21 @@ def bundle_config(containerd, cid):
 
 # --- the example files themselves ------------------------------------------------------
 
-def test_example_config_declares_the_cshim_runtimes():
-    doc = example_config()
-    assert doc["version"] == 2
-    cri = doc["plugins"][CRI]
-    runtimes = example_runtimes(doc)
+@pytest.mark.parametrize("fmt", sorted(EXAMPLE_CONFIGS))
+def test_example_config_declares_the_cshim_runtimes(fmt):
+    doc = example_config(fmt)
+    assert doc["version"] == EXAMPLE_CONFIGS[fmt][1]
+    cri = runtime_plugin(doc, fmt)
+    runtimes = example_runtimes(doc, fmt)
     assert set(runtimes) == set(RUNTIMES)
     for name, runtime in runtimes.items():
         assert runtime["runtime_type"] == CSHIM_RUNTIME, name
         assert set(runtime["options"]) == {"ConfigPath"}, name
         assert runtime["options"]["ConfigPath"].startswith("/etc/cshim/"), name
     assert cri["containerd"]["default_runtime_name"] in runtimes
-    assert "disable" not in cri and CRI not in doc.get("disabled_plugins", [])
+    assert "disable" not in cri and not doc.get("disabled_plugins")
+    # Both files offer the same runtimes with the same files.
+    assert runtimes == example_runtimes(example_config(2), 2)
 
 
 def test_example_jsons_name_their_runtime():
@@ -219,15 +222,22 @@ def test_example_jsons_name_their_runtime():
 
 # --- containerd with the example config --------------------------------------------------
 
+def plugin_ok(plugins, kind, name):
+    rows = [line.split() for line in plugins.splitlines() if line.split()[:2] == [kind, name]]
+    return bool(rows) and rows[0][-1] == "ok"
+
+
 def test_containerd_loads_example_config_with_cri(example_containerd, adapted):
     plugins = example_containerd.ctr("plugins", "ls").stdout
-    cri = [line.split() for line in plugins.splitlines() if line.split()[:2] ==
-           ["io.containerd.grpc.v1", "cri"]]
-    assert cri and cri[0][-1] == "ok", plugins
+    assert plugin_ok(plugins, "io.containerd.grpc.v1", "cri"), plugins
+    default = runtime_plugin(example_config())["containerd"]["default_runtime_name"]
+    if FORMAT == 3:
+        assert plugin_ok(plugins, "io.containerd.cri.v1", "runtime"), plugins
+        check_logged_runtimes_v3(example_containerd, adapted, default)
+        return
     # The CRI plugin logs the configuration it parsed: every runtime with its options.
     started = wait_until(lambda: example_containerd.log_tail(400, matching=["Start cri plugin"]),
                          what="the CRI plugin's start line")
-    default = example_config()["plugins"][CRI]["containerd"]["default_runtime_name"]
     assert f"DefaultRuntimeName:{default} " in started
     for name, path in adapted.configs.items():
         entry = re.search(re.escape(name) + r":\{Type:(\S+) .*?Options:map\[ConfigPath:(\S+?)\]",
@@ -235,6 +245,20 @@ def test_containerd_loads_example_config_with_cri(example_containerd, adapted):
         assert entry, f"{name} not in:\n{started}"
         assert entry.group(1) == CSHIM_RUNTIME
         assert entry.group(2) == str(path)
+
+
+def check_logged_runtimes_v3(example_containerd, adapted, default):
+    """2.x's runtime plugin logs its parsed configuration as JSON ("starting cri plugin")."""
+    line = wait_until(lambda: example_containerd.log_tail(400, matching=["starting cri plugin"]),
+                      what="the CRI runtime plugin's start line")
+    quoted = re.search(r' config=("(?:[^"\\]|\\.)*")', line)
+    assert quoted, line
+    config = json.loads(json.loads(quoted.group(1)))
+    assert config["containerd"]["defaultRuntimeName"] == default
+    runtimes = config["containerd"]["runtimes"]
+    for name, path in adapted.configs.items():
+        assert runtimes[name]["runtimeType"] == CSHIM_RUNTIME, runtimes[name]
+        assert runtimes[name]["options"]["ConfigPath"] == str(path), runtimes[name]
 
 
 @pytest.mark.parametrize("name", list(RUNTIMES))
@@ -282,7 +306,8 @@ def test_unknown_key_fails_create(example_containerd, adapted, rootfs, ex_ids, t
     assert result.returncode != 0, describe(result)
     assert "unknown key `no_such_key`" in result.stderr, describe(result)
     assert str(path) in result.stderr, describe(result)
-    assert "invalid argument" in result.stderr, describe(result)
+    if FORMAT == 2:  # 2.x clients no longer print the error class
+        assert "invalid argument" in result.stderr, describe(result)
     # Nothing is left running for it.
     wait_until(lambda: not pids_with_args("-id", cid), what=f"no shim left for {cid}")
     assert cid not in example_containerd.tasks()

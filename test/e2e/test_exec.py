@@ -10,6 +10,8 @@ import pytest
 from cshim_e2e import (RUN_TIMEOUT, describe, exit_status, run_detached, stop_popen,
                        wait_task_status)
 
+pytestmark = pytest.mark.core
+
 EXEC_TIMEOUT = 30
 CONCURRENT_EXECS = 6
 LINES_PER_EXEC = 4000

@@ -9,8 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from cshim_e2e import (RUN_TIMEOUT, PtyProcess, describe, parent_pid, process_argv,
                        run_detached, stop_popen, wait_task_status, wait_until)
+
+pytestmark = pytest.mark.core
 
 LOGGER = Path(__file__).resolve().parent / "loggers" / "record-logger"
 GROUP_ANNOTATION = "io.containerd.runc.v2.group"

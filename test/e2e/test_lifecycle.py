@@ -9,6 +9,7 @@ from cshim_e2e import catches_signal, describe, mounts_under, pid_alive, wait_un
 # pid 1 of a pid namespace ignores signals it has no handler for: install one.
 TERM_HANDLER_LOOP = 'trap "exit 143" TERM; while :; do sleep 0.1; done'
 RUN_TIMEOUT = 30
+pytestmark = pytest.mark.core
 
 
 def running_init_pid(containerd, cid):

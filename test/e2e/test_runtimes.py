@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cshim_e2e import (CSHIM_RUNTIME, describe, mounts_under, pids_with_arg, shim_binary,
-                       wait_until)
+from cshim_e2e import (CONTAINERD, CSHIM_RUNTIME, describe, mounts_under, pids_with_arg,
+                       shim_binary, wait_until)
 
 pytestmark = pytest.mark.cshim_only
 
@@ -118,8 +118,9 @@ def test_unknown_config_key_is_invalid_argument(containerd, ctr, image, cid, tmp
     result = ctr("run", "--rm", *cshim_args(cfg), image, cid, "/bin/true", check=False,
                  timeout=RUN_TIMEOUT)
     assert result.returncode != 0
-    assert "unknown key `binery`" in result.stderr and "invalid argument" in result.stderr, \
-        describe(result)
+    assert "unknown key `binery`" in result.stderr, describe(result)
+    if CONTAINERD != "2.x":  # 2.x clients no longer print the error class
+        assert "invalid argument" in result.stderr, describe(result)
     assert_clean(containerd, cid)
 
 

@@ -6,7 +6,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
 
 #include "containerd/runc/v1/options.pb-c.h"
@@ -129,6 +131,62 @@ test_bootstrap_params (void **state)
   pb_any_free (opts);
 }
 
+#define ADDR "unix:///run/containerd/s/abc"
+
+/* 1.6 and 1.7 (and an unknown caller) get the plain address: 1.6 reads nothing else and 1.7
+ * rejects version 3. */
+static void
+test_start_reply_plain (void **state)
+{
+  (void) state;
+  enum buildinfo_containerd callers[] = { BUILDINFO_UNKNOWN, BUILDINFO_CONTAINERD_1 };
+  for (size_t i = 0; i < 2; i++)
+    {
+      size_t len = 0;
+      uint8_t *out = manager_start_reply (ADDR, false, callers[i], &len);
+      assert_int_equal (len, strlen (ADDR));
+      assert_memory_equal (out, ADDR, len);
+      free (out);
+    }
+}
+
+/* 2.x gets the JSON bootstrap params with version 3, so it calls task v3. */
+static void
+test_start_reply_json_v3 (void **state)
+{
+  (void) state;
+  size_t len = 0;
+  char *out = (char *) manager_start_reply (ADDR, false, BUILDINFO_CONTAINERD_2, &len);
+  assert_int_equal (len, strlen (out));
+  cJSON *doc = cJSON_Parse (out);
+  assert_non_null (doc);
+  assert_int_equal (cJSON_GetObjectItem (doc, "version")->valueint, 3);
+  assert_string_equal (cJSON_GetObjectItem (doc, "address")->valuestring, ADDR);
+  assert_string_equal (cJSON_GetObjectItem (doc, "protocol")->valuestring, "ttrpc");
+  cJSON_Delete (doc);
+  free (out);
+}
+
+/* BootstrapParams on stdin (2.3+): a protobuf BootstrapResult, whatever the build info says. */
+static void
+test_start_reply_bootstrap_result (void **state)
+{
+  (void) state;
+  size_t len = 0;
+  uint8_t *out = manager_start_reply (ADDR, true, BUILDINFO_CONTAINERD_1, &len);
+  Containerd__Runtime__Bootstrap__V1__BootstrapResult *r
+      = containerd__runtime__bootstrap__v1__bootstrap_result__unpack (NULL, len, out);
+  assert_non_null (r);
+  assert_int_equal (r->version, 3);
+  assert_string_equal (r->address, ADDR);
+  assert_string_equal (r->protocol, "ttrpc");
+  /* Not text: containerd must not mistake it for a plain address or JSON. */
+  assert_int_not_equal (out[0], 'u');
+  assert_int_not_equal (out[0], '{');
+  containerd__runtime__bootstrap__v1__bootstrap_result__free_unpacked (r, NULL);
+  free (out);
+}
+
 int
 main (void)
 {
@@ -137,6 +195,9 @@ main (void)
     cmocka_unit_test (test_group_key),
     cmocka_unit_test (test_mount_options),
     cmocka_unit_test (test_bootstrap_params),
+    cmocka_unit_test (test_start_reply_plain),
+    cmocka_unit_test (test_start_reply_json_v3),
+    cmocka_unit_test (test_start_reply_bootstrap_result),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
