@@ -16,6 +16,8 @@
 #include "profile.h"
 #include "publisher.h"
 #include "reaper.h"
+#include "sandbox_pause.h"
+#include "sandbox_service.h"
 #include "shim.h"
 #include "task_service.h"
 #include "ttrpc_server.h"
@@ -32,6 +34,7 @@ struct daemon
   struct shim shim;
   struct event *sig_term, *sig_int, *idle;
   struct task_service *tasks;
+  struct sandbox_service *sandbox;
   struct ttrpc_server *server;
   bool was_idle;
   bool exiting;
@@ -127,7 +130,8 @@ idle_cb (evutil_socket_t fd, short what, void *arg)
   (void) fd;
   (void) what;
   bool idle = task_service_container_count (d->tasks) == 0
-              && ttrpc_server_connection_count (d->server) == 0;
+              && ttrpc_server_connection_count (d->server) == 0
+              && !sandbox_service_active (d->sandbox);
   /* Idle for two checks in a row, so a client between two calls is not cut off. */
   if (idle && d->was_idle)
     {
@@ -135,6 +139,30 @@ idle_cb (evutil_socket_t fd, short what, void *arg)
       request_exit (&d->shim);
     }
   d->was_idle = idle;
+}
+
+static size_t
+task_count (void *tasks)
+{
+  return task_service_container_count (tasks);
+}
+
+/* containerd 2.x sends no Shutdown after deleting a task of a sandbox. */
+static void
+task_deleted (struct shim *shim, const char *bundle, size_t remaining)
+{
+  struct daemon *d = (struct daemon *) shim;
+  if (sandbox_service_exit_after_delete (d->sandbox, bundle, remaining))
+    {
+      log_info ("last task of the sandbox deleted");
+      request_exit (shim);
+    }
+}
+
+static bool
+sandbox_active (struct shim *shim)
+{
+  return sandbox_service_active (((struct daemon *) shim)->sandbox);
 }
 
 /* The listener comes as fd 3 from `start`, or is bound here with -socket. */
@@ -187,6 +215,8 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   d.shim.id = a->id;
   d.shim.debug = a->debug;
   d.shim.request_exit = request_exit;
+  d.shim.task_deleted = task_deleted;
+  d.shim.sandbox_active = sandbox_active;
   d.shim.reaper = reaper_new (d.shim.base, err);
   if (d.shim.reaper == NULL)
     return -1;
@@ -198,6 +228,9 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
       = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
   if (server == NULL)
     return -1;
+  d.sandbox = sandbox_service_new (&d.shim, task_count, svc);
+  const struct ttrpc_method *sb_methods = sandbox_service_methods (&n_methods);
+  ttrpc_server_add_service (server, sb_methods, n_methods, d.sandbox);
   struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
   d.idle = event_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
   event_add (d.idle, &idle_tv);
@@ -211,6 +244,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
 
   unlink (sock_path);
   ttrpc_server_free (server);
+  sandbox_service_free (d.sandbox);
   task_service_free (svc);
   publisher_free (d.shim.publisher);
   event_free (d.sig_term);
@@ -256,6 +290,8 @@ main (int argc, char **argv)
     ret = manager_start (&a, &err);
   else if (strcmp (action, "delete") == 0)
     ret = manager_delete (&a, &err);
+  else if (strcmp (action, "pause") == 0)
+    ret = sandbox_pause_run (&err);
   else
     {
       fprintf (stderr, "unknown action `%s`\n", action);

@@ -84,7 +84,10 @@ class Cri:
         pb = self.pb
         n = next(self.counter)
         parent = f"/cshim-cri-{self.salt}-{n}"
-        ns = pb.NamespaceOption(network=pb.NODE, pid=getattr(pb, pid_mode), ipc=pb.POD)
+        # Pods use the node's network (no CNI here), except with the shim sandboxer, which
+        # containerd 2.1 cannot run with it (see cri_env.FAKE_CNI).
+        network = pb.POD if self.containerd.shim_sandboxer else pb.NODE
+        ns = pb.NamespaceOption(network=network, pid=getattr(pb, pid_mode), ipc=pb.POD)
         config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=f"pod{n}", uid=f"uid-{self.salt}-{n}",
                                            namespace="cshim-cri", attempt=0),

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "test" / "e2e"))
 
 from cshim_e2e import (Containerd, build_oci_archive,  # noqa: E402
-                       pids_with_args, process_argv)
+                       pids_with_args, process_argv, shim_binary)
 
 STUBS = REPO / "build" / "cri-api"
 NAMESPACE = "k8s.io"
@@ -85,9 +85,41 @@ version = 2
 RUNTIME_V3 = """
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{name}]
       runtime_type = "io.containerd.cshim.v2"
-      sandboxer = "{sandboxer}"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{name}.options]
         ConfigPath = "{config}"
+"""
+
+# With the shim sandboxer, containerd 2.1 hands every task the sandbox's task API endpoint
+# inside containerd.runc.v1.Options (TaskApiAddress), so the runtime type must be runc's:
+# cshim then runs as containerd-shim-runc-v2 (first on containerd's PATH) and takes the
+# OCI runtime from BinaryName.
+RUNTIME_V3_SHIM = """
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{name}]
+      runtime_type = "io.containerd.runc.v2"
+      sandboxer = "shim"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{name}.options]
+        BinaryName = "{binary}"
+        Root = "{root}"
+"""
+
+# containerd 2.1 (and 2.2) dereference a nil spec when the shim sandboxer creates a
+# host-network pod (fixed upstream in 2.3, "handle nil spec for hostNetwork containers"), so
+# shim-sandboxer pods use a network namespace of their own. This CNI plugin fills it with
+# nothing: it reports a documentation address (192.0.2.0/24) for eth0, which the CRI plugin
+# requires, and configures nothing. It also stands in for the "loopback" plugin.
+FAKE_CNI = """\
+#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND/$CNI_IFNAME" in
+ADD/lo) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"%s"}]}\\n' "$CNI_NETNS" ;;
+ADD/*) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],%s}\\n' \\
+  "$CNI_IFNAME" "$CNI_NETNS" '"ips":[{"address":"192.0.2.2/24","interface":0}]' ;;
+VERSION/*) printf '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\\n' ;;
+esac
+exit 0
+"""
+FAKE_CNI_CONF = """\
+{"cniVersion": "1.0.0", "name": "cshim-cri-test", "plugins": [{"type": "cshim-cri-noop"}]}
 """
 
 CONFIG_V3 = """\
@@ -101,6 +133,7 @@ version = 3
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
   disable_apparmor = true
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["{dir}/cni/bin"]
     conf_dir = "{dir}/cni/conf"
@@ -127,7 +160,7 @@ class CriContainerd(Containerd):
         super().__init__(directory, f"cri-{version}", path_prefix, extra_env, NAMESPACE)
         bindir, self.flavour, _, self.shim_sandboxer = VERSIONS[version]
         self.bindir = Path(bindir)
-        self.handlers = handlers  # name -> cshim JSON config path
+        self.handlers = handlers  # name -> {config: cshim JSON config, binary, root}
 
     def ctr_argv(self, *args, namespace=None):
         return [str(self.bindir / "ctr"), "-a", self.sock, "-n", namespace or self.namespace,
@@ -137,17 +170,25 @@ class CriContainerd(Containerd):
         fmt = dict(dir=self.dir, sock=self.sock)
         common = COMMON.format(**fmt)
         if self.flavour == "v2":
-            runtimes = "".join(RUNTIME_V2.format(name=n, config=c)
-                               for n, c in self.handlers.items())
+            runtimes = "".join(RUNTIME_V2.format(name=n, **h) for n, h in self.handlers.items())
             return CONFIG_V2.format(common=common, pause=PAUSE_REF, runtimes=runtimes, **fmt)
-        sandboxer = "shim" if self.shim_sandboxer else "podsandbox"
-        runtimes = "".join(RUNTIME_V3.format(name=n, config=c, sandboxer=sandboxer)
-                           for n, c in self.handlers.items())
+        template = RUNTIME_V3_SHIM if self.shim_sandboxer else RUNTIME_V3
+        runtimes = "".join(template.format(name=n, **h) for n, h in self.handlers.items())
         return CONFIG_V3.format(common=common, pause=PAUSE_REF, runtimes=runtimes, **fmt)
 
     def start(self, timeout=60.0):
         for sub in ("root", "state", "opt", "cni/bin", "cni/conf"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.shim_sandboxer:
+            alias = self.dir / "bin/containerd-shim-runc-v2"
+            alias.parent.mkdir(exist_ok=True)
+            alias.symlink_to(shim_binary())
+            self.path_prefix.insert(0, str(alias.parent))
+            plugin = self.dir / "cni/bin/cshim-cri-noop"
+            plugin.write_text(FAKE_CNI)
+            plugin.chmod(0o755)
+            (self.dir / "cni/bin/loopback").symlink_to(plugin.name)
+            (self.dir / "cni/conf/10-cshim-cri.conflist").write_text(FAKE_CNI_CONF)
         config = self.dir / "config.toml"
         config.write_text(self.config_text())
         with open(self.log_path, "ab") as log:
@@ -222,6 +263,6 @@ def write_handler_configs(workdir, runtimes):
         root.mkdir(parents=True, exist_ok=True)
         path = workdir / f"cshim-{name}.json"
         path.write_text(json.dumps({"binary": binary, "root": str(root)}) + "\n")
-        handlers[f"cshim-{name}"] = path
+        handlers[f"cshim-{name}"] = dict(config=path, binary=binary, root=root)
     return handlers
 
