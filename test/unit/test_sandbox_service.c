@@ -137,7 +137,8 @@ answer_cb (int code, const char *message, const uint8_t *payload, size_t len, vo
   a->code = code;
   snprintf (a->message, sizeof a->message, "%s", message ? message : "");
   a->payload = xmalloc (len + 1);
-  memcpy (a->payload, payload, len);
+  if (len > 0)
+    memcpy (a->payload, payload, len);
   a->len = len;
 }
 
