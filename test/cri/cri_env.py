@@ -111,7 +111,8 @@ FAKE_CNI = """\
 #!/bin/sh
 cat >/dev/null
 case "$CNI_COMMAND/$CNI_IFNAME" in
-ADD/lo) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"%s"}]}\\n' "$CNI_NETNS" ;;
+ADD/lo) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"%s"}]}\\n' \\
+  "$CNI_NETNS" ;;
 ADD/*) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],%s}\\n' \\
   "$CNI_IFNAME" "$CNI_NETNS" '"ips":[{"address":"192.0.2.2/24","interface":0}]' ;;
 VERSION/*) printf '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\\n' ;;

@@ -3,11 +3,13 @@
 Pods use the node's network (no CNI here); every pod has a cgroup parent of its own so that
 leftovers can be looked for."""
 
+import os
 import time
 
 import pytest
 
-from cshim_e2e import cgroup_pids, mounts_under, parent_pid, pid_alive, wait_until
+from cshim_e2e import (cgroup_pids, mounts_under, parent_pid, pid_alive, process_argv,
+                       wait_until)
 from conftest import TIMINGS
 
 # cshim's default exec_io_drain_ms: how long an exited process's output may keep a stop
@@ -158,3 +160,39 @@ def test_shared_pid_pod_stops_promptly(pods, handler):
     assert {c: cgroup_pids(parent.lstrip("/"), c) for c in cids} == {c: set() for c in cids}
     assert elapsed < DRAIN_S * count / 2, f"StopPodSandbox took {elapsed:.2f}s"
     assert_clean_after_remove(cri, pod, cids)
+
+
+def pod_state(cri, pod):
+    reply = cri.call("PodSandboxStatus", cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod))
+    return cri.pb.PodSandboxState.Name(reply.status.state)
+
+
+def ns_link(pid, ns):
+    return os.readlink(f"/proc/{pid}/ns/{ns}")
+
+
+def test_shim_sandboxer_pause_holds_pod_namespaces(pods):
+    """containerd 2.x with sandboxer = "shim": the pod is cshim's own pause process, a child
+    of the pod's shim, whose IPC, UTS and network namespaces the containers join; stopping
+    the pod ends it, removing the pod ends the shim."""
+    cri = pods
+    if not cri.containerd.shim_sandboxer:
+        pytest.skip("the pod sandbox is a pause container here (sandboxer podsandbox)")
+    pod = cri.run_pod("runc")
+    cid = cri.start_container(pod, "c", SLEEP)
+    pause = cri.sandbox_pid(pod)
+    shims = cri.containerd.shims()
+    assert shims == {parent_pid(pause): pod}
+    assert process_argv(pause)[1:] == ["pause"]
+    cpid = cri.container_pid(cid)
+    assert parent_pid(cpid) == parent_pid(pause)
+    for ns in ("ipc", "uts", "net"):
+        assert ns_link(cpid, ns) == ns_link(pause, ns) != ns_link("self", ns)
+    assert ns_link(pause, "pid") != ns_link("self", "pid")
+    assert pod_state(cri, pod) == "SANDBOX_READY"
+
+    cri.stop_pod(pod)
+    assert not pid_alive(pause)
+    assert pod_state(cri, pod) == "SANDBOX_NOTREADY"
+    assert cri.containerd.shims() == shims, "the shim serves the pod until it is removed"
+    assert_clean_after_remove(cri, pod, [cid])
