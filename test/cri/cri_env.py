@@ -3,7 +3,6 @@ containerd version of the matrix, plus a small CRI client. Reuses test/e2e's hel
 
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
