@@ -28,6 +28,10 @@
 /* A server with no container and no client for this long exits: containerd went away between
  * `start` and Create, or never sent Shutdown. */
 #define IDLE_EXIT_S 60
+/* How long a shim whose end containerd asked for waits for containerd to close its
+ * connections, checked every EXIT_LINGER_TICK_MS. */
+#define EXIT_LINGER_MS 2000
+#define EXIT_LINGER_TICK_MS 10
 
 struct daemon
 {
@@ -36,6 +40,8 @@ struct daemon
   struct task_service *tasks;
   struct sandbox_service *sandbox;
   struct ttrpc_server *server;
+  struct event *linger;
+  uint64_t linger_deadline;
   bool was_idle;
   bool exiting;
 };
@@ -142,9 +148,36 @@ idle_cb (evutil_socket_t fd, short what, void *arg)
 }
 
 static size_t
-task_count (void *tasks)
+task_count (void *arg)
 {
-  return task_service_container_count (tasks);
+  return task_service_container_count (((struct daemon *) arg)->tasks);
+}
+
+static void
+linger_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct daemon *d = arg;
+  (void) fd;
+  (void) what;
+  if (ttrpc_server_connection_count (d->server) == 0 || now_monotonic_ms () >= d->linger_deadline)
+    {
+      event_del (d->linger);
+      request_exit (&d->shim);
+    }
+}
+
+/* After the reply that ends a sandbox's shim, containerd closes its connection itself;
+ * leaving first could reset it under a request still being written, and lose the reply. */
+static void
+exit_when_disconnected (void *arg)
+{
+  struct daemon *d = arg;
+  if (d->linger)
+    return;
+  d->linger_deadline = now_monotonic_ms () + EXIT_LINGER_MS;
+  d->linger = event_new (d->shim.base, -1, EV_PERSIST, linger_cb, d);
+  struct timeval tv = timeval_from_ms (EXIT_LINGER_TICK_MS);
+  event_add (d->linger, &tv);
 }
 
 /* containerd 2.x sends no Shutdown after deleting a task of a sandbox. */
@@ -155,7 +188,7 @@ task_deleted (struct shim *shim, const char *bundle, size_t remaining)
   if (sandbox_service_exit_after_delete (d->sandbox, bundle, remaining))
     {
       log_info ("last task of the sandbox deleted");
-      request_exit (shim);
+      exit_when_disconnected (d);
     }
 }
 
@@ -228,7 +261,8 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
       = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
   if (server == NULL)
     return -1;
-  d.sandbox = sandbox_service_new (&d.shim, task_count, svc);
+  const struct sandbox_hooks hooks = { task_count, exit_when_disconnected };
+  d.sandbox = sandbox_service_new (&d.shim, &hooks, &d);
   const struct ttrpc_method *sb_methods = sandbox_service_methods (&n_methods);
   ttrpc_server_add_service (server, sb_methods, n_methods, d.sandbox);
   struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
@@ -250,6 +284,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   event_free (d.sig_term);
   event_free (d.sig_int);
   event_free (d.idle);
+  event_freep (&d.linger);
   profile_cache_clear ();
   reaper_free (d.shim.reaper);
   event_base_free (d.shim.base);

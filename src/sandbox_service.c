@@ -58,8 +58,8 @@ struct call_list
 struct sandbox_service
 {
   struct shim *shim;
-  size_t (*task_count) (void *);
-  void *task_arg;
+  struct sandbox_hooks hooks;
+  void *hooks_arg;
   enum sandbox_state state;
   char *id;
   char *bundle;
@@ -75,12 +75,12 @@ struct sandbox_service
 };
 
 struct sandbox_service *
-sandbox_service_new (struct shim *shim, size_t (*task_count) (void *), void *task_arg)
+sandbox_service_new (struct shim *shim, const struct sandbox_hooks *hooks, void *arg)
 {
   struct sandbox_service *sb = xcalloc (1, sizeof *sb);
   sb->shim = shim;
-  sb->task_count = task_count;
-  sb->task_arg = task_arg;
+  sb->hooks = *hooks;
+  sb->hooks_arg = arg;
   return sb;
 }
 
@@ -431,8 +431,8 @@ handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg
   ttrpc_call_reply (call, NULL);
   /* containerd deletes the sandbox's shim right after this; tasks still served keep it
    * up until their Delete (sandbox_service_exit_after_delete). */
-  if (sb->task_count (sb->task_arg) == 0)
-    sb->shim->request_exit (sb->shim);
+  if (sb->hooks.task_count (sb->hooks_arg) == 0)
+    sb->hooks.exit (sb->hooks_arg);
 }
 
 static void

@@ -14,9 +14,15 @@ struct shim;
 struct sandbox_service;
 struct ttrpc_method;
 
-/* task_count(task_arg) is the number of containers the shim still serves. */
-struct sandbox_service *sandbox_service_new (struct shim *shim, size_t (*task_count) (void *),
-                                             void *task_arg);
+/* What the service needs from the daemon; arg is passed back. */
+struct sandbox_hooks
+{
+  size_t (*task_count) (void *arg); /* containers the shim still serves */
+  void (*exit) (void *arg);         /* end the shim once containerd has read the last reply */
+};
+
+struct sandbox_service *sandbox_service_new (struct shim *shim, const struct sandbox_hooks *hooks,
+                                             void *arg);
 /* Kills a pause process still running; parked calls are answered Unavailable. */
 void sandbox_service_free (struct sandbox_service *sb);
 /* The method table for ttrpc_server_add_service; its handler arg is sb. */

@@ -58,12 +58,12 @@ struct fx
   struct answer answers[MAX_CALLS];
 };
 
-/* The shim's side: counts exit requests; the task count is the fixture's. */
+/* The daemon's side: counts exit requests; the task count is the fixture's. */
 
 static void
-request_exit (struct shim *shim)
+request_exit (void *arg)
 {
-  ((struct fx *) shim)->exit_requests++;
+  ((struct fx *) arg)->exit_requests++;
 }
 
 static size_t
@@ -71,6 +71,8 @@ task_count (void *arg)
 {
   return ((struct fx *) arg)->n_tasks;
 }
+
+static const struct sandbox_hooks hooks = { task_count, request_exit };
 
 /* A second service on the same server: the sandbox one is added next to it. */
 static void
@@ -92,7 +94,7 @@ setup (void **state)
   log_init ("test", "sandbox", getenv ("TEST_DEBUG") != NULL);
   loop_with_reaper_new (&fx->base, &fx->reaper);
   fx->shim = (struct shim){ .base = fx->base, .reaper = fx->reaper, .namespace = "test",
-                            .id = "sb", .request_exit = request_exit };
+                            .id = "sb" };
   snprintf (fx->dir, sizeof fx->dir, "/tmp/sandbox-svc-XXXXXX");
   assert_non_null (mkdtemp (fx->dir));
   snprintf (fx->sock, sizeof fx->sock, "%s/s.sock", fx->dir);
@@ -101,7 +103,7 @@ setup (void **state)
   fx->server = ttrpc_server_new (fx->base, listen_unix (fx->sock), echo_methods,
                                  ARRAY_SIZE (echo_methods), NULL, &err);
   assert_non_null (fx->server);
-  fx->sb = sandbox_service_new (&fx->shim, task_count, fx);
+  fx->sb = sandbox_service_new (&fx->shim, &hooks, fx);
   size_t n;
   const struct ttrpc_method *methods = sandbox_service_methods (&n);
   assert_int_equal (n, 9);
