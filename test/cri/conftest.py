@@ -12,7 +12,7 @@ import pytest
 
 from cri_env import (APP_REF, CRI_TIMEOUT, CRUN_REASON, REPO, VERSIONS,
                      CriContainerd, import_images, load_stubs, write_handler_configs)
-from cshim_e2e import (build_dir, cgroup_dirs, mounts_under, run,
+from cshim_e2e import (ARTIFACTS, ASAN, build_dir, cgroup_dirs, mounts_under, run,
                        shim_binary)
 
 import grpc
@@ -49,6 +49,26 @@ def base_dir():
     yield path
     if not mounts_under(path):
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sanitizer_env(base_dir):
+    """With CSHIM_E2E_ASAN=1 (the build-asan shim), sanitizer reports go to files and any
+    report fails the session, as in test/e2e."""
+    if not ASAN:
+        yield {}
+        return
+    reports = base_dir / "sanitizer"
+    reports.mkdir()
+    yield {"ASAN_OPTIONS": f"log_path={reports}/asan:detect_leaks=1:abort_on_error=0",
+           "UBSAN_OPTIONS": f"log_path={reports}/ubsan:print_stacktrace=1"}
+    found = sorted(reports.iterdir())
+    if found:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for report in found:
+            shutil.copyfile(report, ARTIFACTS / f"cri-{report.name}")
+        pytest.fail("sanitizer reports from the shim: "
+                    + ", ".join(str(ARTIFACTS / f"cri-{r.name}") for r in found), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +180,7 @@ class Cri:
 
 
 @pytest.fixture(scope="session", params=list(VERSIONS))
-def cri(request, base_dir, rootfs):
+def cri(request, base_dir, rootfs, sanitizer_env):
     """A CRI client of a private containerd of the given version (cshim handlers)."""
     version = request.param
     bindir = VERSIONS[version][0]
@@ -174,7 +194,8 @@ def cri(request, base_dir, rootfs):
     workdir.mkdir()
     runtimes = {h: shutil.which(h, path="/usr/sbin:/usr/bin:/sbin:/bin") for h in HANDLERS}
     handlers = write_handler_configs(workdir, runtimes)
-    containerd = CriContainerd(workdir / "c", version, handlers, [build_dir()])
+    containerd = CriContainerd(workdir / "c", version, handlers, [build_dir()],
+                               extra_env=sanitizer_env)
     containerd.start()
     try:
         import_images(containerd, rootfs, workdir)
