@@ -30,7 +30,9 @@ def leftovers(cri, parent, ids):
     shims = {pid: sid for pid, sid in cri.containerd.shims().items() if sid in ids}
     if shims:
         found["shims"] = shims
-    mounts = [m for m in mounts_under(cri.containerd.dir) if any(i in m for i in ids)]
+    # With no pod left, nothing at all may stay mounted (network namespaces included).
+    mounts = [m for m in mounts_under(cri.containerd.dir)
+              if not cri.pods or any(i in m for i in ids)]
     if mounts:
         found["mounts"] = mounts
     cgroups = cri.leftover_cgroups(parent)
