@@ -198,6 +198,19 @@ sandbox_active (struct shim *shim)
   return sandbox_service_active (((struct daemon *) shim)->sandbox);
 }
 
+/* The Sandbox API next to the Task API, on the same socket. */
+static void
+add_sandbox_service (struct daemon *d)
+{
+  const struct sandbox_hooks hooks = { task_count, exit_when_disconnected };
+  d->sandbox = sandbox_service_new (&d->shim, &hooks, d);
+  size_t n;
+  const struct ttrpc_method *methods = sandbox_service_methods (&n);
+  ttrpc_server_add_service (d->server, methods, n, d->sandbox);
+  d->shim.task_deleted = task_deleted;
+  d->shim.sandbox_active = sandbox_active;
+}
+
 /* The listener comes as fd 3 from `start`, or is bound here with -socket. */
 static int
 listener (const struct shim_args *a, char **path, shim_error_t *err)
@@ -248,8 +261,6 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   d.shim.id = a->id;
   d.shim.debug = a->debug;
   d.shim.request_exit = request_exit;
-  d.shim.task_deleted = task_deleted;
-  d.shim.sandbox_active = sandbox_active;
   d.shim.reaper = reaper_new (d.shim.base, err);
   if (d.shim.reaper == NULL)
     return -1;
@@ -261,10 +272,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
       = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
   if (server == NULL)
     return -1;
-  const struct sandbox_hooks hooks = { task_count, exit_when_disconnected };
-  d.sandbox = sandbox_service_new (&d.shim, &hooks, &d);
-  const struct ttrpc_method *sb_methods = sandbox_service_methods (&n_methods);
-  ttrpc_server_add_service (server, sb_methods, n_methods, d.sandbox);
+  add_sandbox_service (&d);
   struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
   d.idle = event_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
   event_add (d.idle, &idle_tv);
