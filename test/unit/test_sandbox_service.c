@@ -277,7 +277,8 @@ test_unknown_sandbox (void **state)
   for (size_t i = 0; i < ARRAY_SIZE (methods); i++)
     {
       struct answer *a = id_call (fx, methods[i], "nope", SHIM_NOT_FOUND);
-      assert_string_equal (a->message, "sandbox nope not found");
+      /* the message may carry a code suffix; what matters is what it names */
+      assert_non_null (strstr (a->message, "sandbox nope not found"));
     }
   create (fx, "", SHIM_INVALID_ARGUMENT);
   create (fx, "pod1", SHIM_OK);
