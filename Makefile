@@ -149,6 +149,21 @@ demo: deps
 bench: all
 	scripts/bench
 
+# The Kubernetes path: the CRI plugin of containerd 1.6 (system), 1.7 and 2.1 (unpacked from
+# Debian trixie/sid, not installed) driving cshim; stubs from Debian's k8s.io/cri-api proto.
+DEBIAN_DIR  := build/debian
+CRI_PROTO   := $(DEBIAN_DIR)/trixie/golang-github-kubernetes-cri-api-dev/usr/share/gocode/src/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto
+
+.PHONY: cri cri-deps
+cri-deps:
+	scripts/fetch-debian trixie containerd $(DEBIAN_DIR)/trixie
+	scripts/fetch-debian sid containerd $(DEBIAN_DIR)/sid
+	scripts/fetch-debian trixie golang-github-kubernetes-cri-api-dev $(DEBIAN_DIR)/trixie
+	scripts/cri-stubs $(CRI_PROTO) build/cri-api
+
+cri: all cri-deps
+	/usr/bin/python3 -m pytest -q test/cri $(PYTEST_ARGS)
+
 install: all
 	install -D -m 0755 $(BUILD)/$(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)
 	install -D -m 0644 docs/$(BIN).8 $(DESTDIR)$(PREFIX)/share/man/man8/$(BIN).8

@@ -17,6 +17,8 @@
 #include "profile.h"
 #include "publisher.h"
 #include "reaper.h"
+#include "sandbox_pause.h"
+#include "sandbox_service.h"
 #include "shim.h"
 #include "task_service.h"
 #include "ttrpc_server.h"
@@ -27,13 +29,20 @@
 /* A server with no container and no client for this long exits: containerd went away between
  * `start` and Create, or never sent Shutdown. */
 #define IDLE_EXIT_S 60
+/* How long a shim whose end containerd asked for waits for containerd to close its
+ * connections, checked every EXIT_LINGER_TICK_MS. */
+#define EXIT_LINGER_MS 2000
+#define EXIT_LINGER_TICK_MS 10
 
 struct daemon
 {
   struct shim shim;
   struct event *sig_term, *sig_int, *idle;
   struct task_service *tasks;
+  struct sandbox_service *sandbox;
   struct ttrpc_server *server;
+  struct event *linger;
+  uint64_t linger_deadline;
   bool was_idle;
   bool exiting;
 };
@@ -81,7 +90,8 @@ idle_cb (evutil_socket_t fd, short what, void *arg)
   (void) fd;
   (void) what;
   bool idle = task_service_container_count (d->tasks) == 0
-              && ttrpc_server_connection_count (d->server) == 0;
+              && ttrpc_server_connection_count (d->server) == 0
+              && !sandbox_service_active (d->sandbox);
   /* Idle for two checks in a row, so a client between two calls is not cut off. */
   if (idle && d->was_idle)
     {
@@ -89,6 +99,70 @@ idle_cb (evutil_socket_t fd, short what, void *arg)
       request_exit (&d->shim);
     }
   d->was_idle = idle;
+}
+
+static size_t
+task_count (void *arg)
+{
+  return task_service_container_count (((struct daemon *) arg)->tasks);
+}
+
+static void
+linger_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct daemon *d = arg;
+  (void) fd;
+  (void) what;
+  if (ttrpc_server_connection_count (d->server) == 0 || now_monotonic_ms () >= d->linger_deadline)
+    {
+      event_del (d->linger);
+      request_exit (&d->shim);
+    }
+}
+
+/* After the reply that ends a sandbox's shim, containerd closes its connection itself;
+ * leaving first could reset it under a request still being written, and lose the reply. */
+static void
+exit_when_disconnected (void *arg)
+{
+  struct daemon *d = arg;
+  if (d->linger)
+    return;
+  d->linger_deadline = now_monotonic_ms () + EXIT_LINGER_MS;
+  d->linger = event_new (d->shim.base, -1, EV_PERSIST, linger_cb, d);
+  struct timeval tv = timeval_from_ms (EXIT_LINGER_TICK_MS);
+  event_add (d->linger, &tv);
+}
+
+/* containerd 2.x sends no Shutdown after deleting a task of a sandbox. */
+static void
+task_deleted (struct shim *shim, const char *bundle, size_t remaining)
+{
+  struct daemon *d = (struct daemon *) shim;
+  if (sandbox_service_exit_after_delete (d->sandbox, bundle, remaining))
+    {
+      log_info ("last task of the sandbox deleted");
+      exit_when_disconnected (d);
+    }
+}
+
+static bool
+sandbox_active (struct shim *shim)
+{
+  return sandbox_service_active (((struct daemon *) shim)->sandbox);
+}
+
+/* The Sandbox API next to the Task API, on the same socket. */
+static void
+add_sandbox_service (struct daemon *d)
+{
+  const struct sandbox_hooks hooks = { task_count, exit_when_disconnected };
+  d->sandbox = sandbox_service_new (&d->shim, &hooks, d);
+  size_t n;
+  const struct ttrpc_method *methods = sandbox_service_methods (&n);
+  ttrpc_server_add_service (d->server, methods, n, d->sandbox);
+  d->shim.task_deleted = task_deleted;
+  d->shim.sandbox_active = sandbox_active;
 }
 
 /* The listener comes as fd 3 from `start`, or is bound here with -socket. */
@@ -153,6 +227,7 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
       = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
   if (server == NULL)
     return -1;
+  add_sandbox_service (&d);
   struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
   d.idle = event_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
   event_add (d.idle, &idle_tv);
@@ -166,11 +241,13 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
 
   unlink (sock_path);
   ttrpc_server_free (server);
+  sandbox_service_free (d.sandbox);
   task_service_free (svc);
   publisher_free (d.shim.publisher);
   event_free (d.sig_term);
   event_free (d.sig_int);
   event_free (d.idle);
+  event_freep (&d.linger);
   profile_cache_clear ();
   reaper_free (d.shim.reaper);
   event_base_free (d.shim.base);
@@ -211,6 +288,8 @@ main (int argc, char **argv)
     ret = manager_start (&a, &err);
   else if (strcmp (action, "delete") == 0)
     ret = manager_delete (&a, &err);
+  else if (strcmp (action, "pause") == 0)
+    ret = sandbox_pause_run (&err);
   else
     {
       fprintf (stderr, "unknown action `%s`\n", action);

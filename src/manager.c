@@ -403,7 +403,9 @@ manager_delete (const struct shim_args *args, shim_error_t *err)
   struct task_options opts;
   config_init (&opts);
   cleanup_error shim_error_t load_err = NULL;
-  if (config_load (&opts, bundle, &load_err) < 0)
+  /* A bundle without config.json never held a container: the shim sandboxer's own. */
+  cleanup_free char *spec = xasprintf ("%s/config.json", bundle);
+  if (config_load (&opts, bundle, &load_err) < 0 && access (spec, F_OK) == 0)
     fprintf (stderr, "cshim delete: %s (using defaults)\n", load_err->msg);
 
   /* containerd runs `delete` after every shim disconnect, on the critical path of `ctr run

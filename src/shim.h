@@ -4,6 +4,7 @@
 /* What the daemon's modules share, passed explicitly (no globals). */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct reaper;
@@ -19,6 +20,10 @@ struct shim
   bool debug;
   /* Asks the daemon to exit once pending events are published. */
   void (*request_exit) (struct shim *shim);
+  /* Optional: Delete removed a container (its bundle still exists), remaining are left. */
+  void (*task_deleted) (struct shim *shim, const char *bundle, size_t remaining);
+  /* Optional: true while the shim holds a pod sandbox (Sandbox API) that Shutdown must not end. */
+  bool (*sandbox_active) (struct shim *shim);
 };
 
 #endif

@@ -367,6 +367,8 @@ delete_done_cb (struct runtime_result *res, void *arg)
   p->state = PROCESS_DELETED;
   publish_delete (svc, c, p);
   task_reply_delete (op->call, p);
+  if (svc->shim->task_deleted)
+    svc->shim->task_deleted (svc->shim, c->bundle, svc->n_containers - 1);
   task_destroy_container (svc, c);
 }
 
@@ -527,8 +529,10 @@ handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg
   struct task_service *svc = arg;
   (void) msg;
   task_reply_empty (call);
-  /* A grouped shim keeps serving while any container is left. */
-  if (svc->n_containers == 0)
+  /* A grouped shim keeps serving while any container is left, a sandbox's until
+   * ShutdownSandbox. */
+  bool sandbox = svc->shim->sandbox_active && svc->shim->sandbox_active (svc->shim);
+  if (svc->n_containers == 0 && !sandbox)
     svc->shim->request_exit (svc->shim);
 }
 

@@ -54,6 +54,10 @@ struct ttrpc_server
   const struct ttrpc_method *methods;
   size_t n_methods;
   void *arg;
+  /* A second service on the same socket (ttrpc_server_add_service), with its own arg. */
+  const struct ttrpc_method *extra_methods;
+  size_t n_extra;
+  void *extra_arg;
   LIST_HEAD (, ttrpc_conn) conns;
   size_t n_conns;
 };
@@ -314,18 +318,36 @@ conn_refuse (struct ttrpc_conn *conn, uint32_t stream_id, int code, const char *
 /* Dispatch. */
 
 static const struct ttrpc_method *
-server_lookup (const struct ttrpc_server *s, const Ttrpc__Request *req, shim_error_t *err)
+table_lookup (const struct ttrpc_method *methods, size_t n, const Ttrpc__Request *req,
+              bool *service_known)
 {
-  bool service_known = false;
-  for (size_t i = 0; i < s->n_methods; i++)
+  for (size_t i = 0; i < n; i++)
     {
-      const struct ttrpc_method *m = &s->methods[i];
+      const struct ttrpc_method *m = &methods[i];
       if (strcmp (m->service, req->service) != 0)
         continue;
-      service_known = true;
+      *service_known = true;
       if (strcmp (m->method, req->method) == 0)
         return m;
     }
+  return NULL;
+}
+
+/* The method for req and the arg its handler gets. */
+static const struct ttrpc_method *
+server_lookup (const struct ttrpc_server *s, const Ttrpc__Request *req, void **arg,
+               shim_error_t *err)
+{
+  bool service_known = false;
+  const struct ttrpc_method *m = table_lookup (s->methods, s->n_methods, req, &service_known);
+  *arg = s->arg;
+  if (m == NULL)
+    {
+      m = table_lookup (s->extra_methods, s->n_extra, req, &service_known);
+      *arg = s->extra_arg;
+    }
+  if (m)
+    return m;
   if (service_known)
     shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "method %s", req->method);
   else
@@ -349,7 +371,8 @@ conn_dispatch (struct ttrpc_conn *conn, uint32_t stream_id, const uint8_t *data,
       ttrpc_call_fail (call, &err);
       return;
     }
-  const struct ttrpc_method *m = server_lookup (s, call->request, &err);
+  void *arg;
+  const struct ttrpc_method *m = server_lookup (s, call->request, &arg, &err);
   if (m == NULL)
     {
       ttrpc_call_fail (call, &err);
@@ -364,7 +387,7 @@ conn_dispatch (struct ttrpc_conn *conn, uint32_t stream_id, const uint8_t *data,
       return;
     }
   log_debug ("ttrpc: stream %u call %s/%s", stream_id, m->service, m->method);
-  m->handler (call, call->msg, s->arg);
+  m->handler (call, call->msg, arg);
 }
 
 /* Stream rules as the Go server applies them; bad input gets a status on its stream and
@@ -537,6 +560,15 @@ ttrpc_server_new (struct event_base *base, int listen_fd, const struct ttrpc_met
     }
   s->listen_fd = steal_fd (&fd);
   return s;
+}
+
+void
+ttrpc_server_add_service (struct ttrpc_server *s, const struct ttrpc_method *methods, size_t n,
+                          void *arg)
+{
+  s->extra_methods = methods;
+  s->n_extra = n;
+  s->extra_arg = arg;
 }
 
 void
