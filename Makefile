@@ -35,7 +35,7 @@ LIB         := $(BUILD)/libcshim.a
 UNIT_SRC    := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e e2e-matrix asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
+.PHONY: all check unit e2e e2e-matrix conformance asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 all: $(BUILD)/$(BIN)
@@ -85,6 +85,10 @@ e2e-matrix: all
 	scripts/fetch-containerd
 	@set -e; for v in $(E2E_MATRIX); do echo "== containerd $$v (core)"; \
 	  CSHIM_E2E_CONTAINERD=$$v /usr/bin/python3 -m pytest -q -m core test/e2e $(PYTEST_ARGS); done
+
+# Differential conformance: every scenario against the stock shim and cshim (runc, crun).
+conformance: all
+	/usr/bin/python3 -m pytest -q test/conformance $(PYTEST_ARGS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
