@@ -32,10 +32,10 @@ import ttrpc_client as tc  # noqa: E402
 from ttrpc_client import (any_message, decode_message, field_bytes, field_varint,  # noqa: E402
                           first, first_str, message)
 
-NAMESPACE = "cshim-conformance"
+NAMESPACE_PREFIX = "cf-"  # each run has its own namespace: runtime root and cgroups apart
 STOCK_SHIM = Path("/usr/bin/containerd-shim-runc-v2")
 RUNTIMES = {"runc": "/usr/bin/runc", "crun": "/usr/bin/crun"}
-RUNTIME_ROOT = Path("/run/containerd/runc") / NAMESPACE
+RUNTIME_ROOT = Path("/run/containerd/runc")  # the runc shims' default root; <root>/<ns>
 OPTIONS_URL = "containerd.runc.v1.Options"
 PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
 GROUP_ANNOTATION = "io.containerd.runc.v2.group"
@@ -104,7 +104,7 @@ def prepare(base):
                            timeout=120, capture_output=True)
             subprocess.run([REPO / "scripts" / "hugetlb-v1"], check=True, timeout=60,
                            capture_output=True)
-            RUNTIME_ROOT.parent.mkdir(parents=True, exist_ok=True)
+            RUNTIME_ROOT.mkdir(parents=True, exist_ok=True)
             _prepared["rootfs"] = rootfs
         return _prepared["rootfs"]
 
@@ -118,12 +118,12 @@ def default_spec():
     return json.loads(json.dumps(_prepared["spec"]))
 
 
-def make_spec(rootfs, container_id, args, host_pid=False, group=None):
+def make_spec(rootfs, namespace, container_id, args, host_pid=False, group=None):
     spec = default_spec()
     spec["root"] = {"path": str(rootfs)}
     spec["process"]["args"] = list(args)
     spec["process"]["env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    spec["linux"]["cgroupsPath"] = f"/{NAMESPACE}/{container_id}"
+    spec["linux"]["cgroupsPath"] = f"/{namespace}/{container_id}"
     if host_pid:
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
                                        if n["type"] != "pid"]
@@ -286,6 +286,19 @@ class FifoReader:
             self.fds = {}
 
 
+def being_killed(pid):
+    """SIGKILL is pending for pid (it dies as soon as it is scheduled)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    return bool(pending & (1 << (signal.SIGKILL - 1))) and e2e.pid_alive(pid)
+
+
 # --- one run of one scenario -----------------------------------------------------------
 
 class Run:
@@ -300,20 +313,20 @@ class Run:
         self.rootfs = rootfs
         self.dir = Path(tempfile.mkdtemp(prefix="cf", dir=base))
         self.tag = self.dir.name[2:].lower().replace("_", "x")
+        self.ns = NAMESPACE_PREFIX + self.tag
         self.address = str(self.dir / "grpc.sock")
         self.events = EventServer(self.dir / "ev.sock")
         self.fifos = FifoReader()
         self.env = dict(os.environ, TTRPC_ADDRESS=str(self.dir / "ev.sock"),
-                        GRPC_ADDRESS=self.address, NAMESPACE=NAMESPACE, MAX_SHIM_VERSION="2",
+                        GRPC_ADDRESS=self.address, NAMESPACE=self.ns, MAX_SHIM_VERSION="2",
                         **sanitizer_env(report_dir))
         self.options = runc_options(self.runtime_binary)
         self.containers = {}    # label -> {"id", "bundle", "address"}
         self.execs = set()      # (label, exec id) ever sent in Exec
         self.pids = {}          # pid -> label of what it belongs to
-        self.shim_pids = set()
         self.clients = {}       # address -> TtrpcClient
         self.waiters = {}
-        self.stdin_fds = []
+        self.stdin_fds = {}     # stdio name -> our write end of its stdin FIFO
         self.record = {"steps": []}
         self.expected = []      # event names implied by successful replies
         self.exited = set()     # targets seen exited (Wait answered, State STOPPED)
@@ -335,16 +348,18 @@ class Run:
         text = text.replace(str(self.dir), "<dir>").replace(str(self.rootfs), "<rootfs>")
         for label in sorted(self.containers, key=len, reverse=True):
             text = text.replace(self.cid(label), f"<{label}>")
-        text = text.replace(self.tag, "<tag>")
+        text = text.replace(self.ns, "<ns>").replace(self.tag, "<tag>")
         return re.sub(r"\d+", "N", text)
 
     def label_of(self, cid):
-        for label in self.containers:
-            if self.cid(label) == cid:
-                return label
         for name, bad in BAD_IDS.items():
             if bad == cid:
                 return f"!{name}"
+        if any(cid == eid for _, eid in self.execs):
+            return cid
+        for label in self.containers:
+            if self.cid(label) == cid:
+                return label
         return self.normalise(cid)
 
     # containers and shims
@@ -354,7 +369,7 @@ class Run:
         bundle.mkdir()
         args = spec_opts.get("args", ["sleep", "1000"])
         group = f"g{self.tag}" if spec_opts.get("group") else None
-        spec = make_spec(self.rootfs, cid, args, spec_opts.get("host_pid", False), group)
+        spec = make_spec(self.rootfs, self.ns, cid, args, spec_opts.get("host_pid", False), group)
         (bundle / "config.json").write_text(json.dumps(spec, indent=4))
         os.mkfifo(bundle / "log", 0o600)
         # containerd links `work` to the task's directory under its root dir.
@@ -368,7 +383,7 @@ class Run:
         return self.containers[label]
 
     def shim_argv(self, cid, action, bundle=None):
-        argv = [self.shim, "-namespace", NAMESPACE, "-address", self.address,
+        argv = [self.shim, "-namespace", self.ns, "-address", self.address,
                 "-publish-binary", "/bin/false", "-id", cid]
         if bundle:
             argv += ["-bundle", str(bundle)]
@@ -390,7 +405,7 @@ class Run:
         if fresh and address in self.clients:
             self.clients.pop(address).close()
         if address not in self.clients:
-            self.clients[address] = tc.TtrpcClient(address, NAMESPACE, timeout=CALL_TIMEOUT)
+            self.clients[address] = tc.TtrpcClient(address, self.ns, timeout=CALL_TIMEOUT)
         return self.clients[address]
 
     def stdio(self, name, mode):
@@ -402,7 +417,7 @@ class Run:
             os.mkfifo(path, 0o600)
             if stream == "stdin":
                 # containerd keeps its write end open; O_RDWR never blocks on a FIFO.
-                self.stdin_fds.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+                self.stdin_fds[name] = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             else:
                 self.fifos.add(f"{name}.{stream}", path)
             paths.append(str(path))
@@ -437,17 +452,28 @@ class Run:
             return exc
 
     # cleanup
+    def shim_processes(self):
+        """The shim processes of this run: the only ones with its -address (not zombies)."""
+        return [p for p in e2e.pids_with_args("-address", self.address) if e2e.pid_alive(p)]
+
     def container_pids(self):
         pids = set()
         for label, c in self.containers.items():
-            pids |= e2e.cgroup_pids(NAMESPACE, c["id"])
+            pids |= e2e.cgroup_pids(self.ns, c["id"])
         return pids
 
     def alive_summary(self):
-        """Per container: how many processes its cgroup still holds (not zombies)."""
+        """Per container: how many processes its cgroup still holds. A process with a
+        SIGKILL pending is on its way out: waited for (bounded), then not counted."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT / 2
+        while time.monotonic() < deadline and any(
+                being_killed(p) for c in self.containers.values()
+                for p in e2e.cgroup_pids(self.ns, c["id"])):
+            time.sleep(0.05)
         out = {}
         for label, c in self.containers.items():
-            procs = [p for p in e2e.cgroup_pids(NAMESPACE, c["id"]) if e2e.pid_alive(p)]
+            procs = [p for p in e2e.cgroup_pids(self.ns, c["id"])
+                     if e2e.pid_alive(p) and not being_killed(p)]
             out[label] = len(procs)
         return out
 
@@ -475,34 +501,30 @@ class Run:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for label, c in self.containers.items():
-            if c["address"]:
-                self.call(label, "Delete", id_req(c["id"]), timeout=10)
-        for label, c in self.containers.items():
-            if c["address"] and c["address"] in self.clients:
-                self.call(label, "Shutdown", message(field_bytes(1, c["id"]),
-                                                     field_varint(2, True)), timeout=10)
         for client in self.clients.values():
             client.close()
         self.clients = {}
-        for pid in self.shim_pids:
-            e2e.kill_and_wait(pid, timeout=10)
+        # Nothing of the teardown is compared: the shims go by SIGTERM, then SIGKILL.
+        for pid in self.shim_processes():
+            e2e.kill_and_wait(pid, timeout=3)
         for label, c in self.containers.items():
             # containerd runs the binary's delete after every shim disconnect.
             subprocess.run(self.shim_argv(c["id"], "delete", c["bundle"]), cwd=c["bundle"],
                            env=self.env, capture_output=True, timeout=CALL_TIMEOUT,
                            process_group=0)
-            subprocess.run([self.runtime_binary, "--root", str(RUNTIME_ROOT), "delete",
+            subprocess.run([self.runtime_binary, "--root", str(RUNTIME_ROOT / self.ns), "delete",
                             "--force", c["id"]], capture_output=True, timeout=CALL_TIMEOUT)
-            for pid in e2e.cgroup_pids(NAMESPACE, c["id"]):
+            for pid in e2e.cgroup_pids(self.ns, c["id"]):
                 e2e.kill_and_wait(pid, timeout=5)
-            e2e.remove_cgroups(NAMESPACE, c["id"])
+            e2e.remove_cgroups(self.ns, c["id"])
             if c["address"]:
                 try:
                     os.unlink(c["address"])
                 except OSError:
                     pass
-        for fd in self.stdin_fds:
+        e2e.remove_cgroups(self.ns)
+        shutil.rmtree(RUNTIME_ROOT / self.ns, ignore_errors=True)
+        for fd in self.stdin_fds.values():
             os.close(fd)
         self.fifos.close()
         self.events.close()
@@ -511,6 +533,7 @@ class Run:
     # the whole run
     def execute(self):
         from steps import run_steps  # noqa: PLC0415 (keeps the DSL next to its scenarios)
+        started = time.monotonic()
         try:
             run_steps(self, self.scenario)
             self.finish()
@@ -520,6 +543,7 @@ class Run:
             self.record["logs"] = {k: v.decode(errors="replace")[-4000:]
                                    for k, v in self.fifos.text.items() if v}
             self.teardown()
+            self.record["seconds"] = round(time.monotonic() - started, 2)
         return self.record
 
     def finish(self):
@@ -553,7 +577,7 @@ class Run:
                 view[key] = bool(value)
             else:
                 view[key] = value or 0
-        if ev["namespace"] != NAMESPACE:
+        if ev["namespace"] != self.ns:
             view["namespace"] = ev["namespace"]
         return view
 

@@ -7,14 +7,12 @@ recording; replies are reduced to what a client can observe.
 """
 
 import json
-import socket
-import struct
+import os
 import threading
 import time
 
-import cshim_e2e as e2e
 import ttrpc_client as tc
-from harness import (BLOCK_CHECK, NAMESPACE, PROCESS_URL, WAIT_TIMEOUT,
+from harness import (BLOCK_CHECK, PROCESS_URL, WAIT_TIMEOUT,
                      any_message, decode_message, field_bytes, field_varint, first,
                      first_str, id_req, message, timestamp_kind)
 
@@ -43,11 +41,6 @@ def record_reply(run, name, reply, **fields):
     return run.note(name, reply, **fields)
 
 
-def peer_pid(client):
-    raw = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    return struct.unpack("3i", raw)[0]
-
-
 # --- shim lifecycle ------------------------------------------------------------------
 
 def step_shim_start(run, label):
@@ -58,11 +51,6 @@ def step_shim_start(run, label):
     if others:
         fields["same_address_as_first"] = run.containers[label]["address"] == others[0]
     run.note(f"shim start {label}", **fields)
-    if rc == 0:
-        try:
-            run.shim_pids.add(peer_pid(run.client(label)))
-        except OSError:
-            pass
 
 
 def step_reconnect(run, label):
@@ -80,10 +68,9 @@ def step_probe(run, label):
 def step_shim_exit(run, label):
     """Has the shim process exited (polled, bounded)?"""
     deadline = time.monotonic() + STATUS_TIMEOUT
-    pids = set(run.shim_pids)
-    while any(e2e.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while run.shim_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
-    run.note(f"shim exit {label}", exited=not any(e2e.pid_alive(p) for p in pids))
+    run.note(f"shim exit {label}", exited=not run.shim_processes())
 
 
 # --- Task API ------------------------------------------------------------------------------
@@ -124,8 +111,7 @@ def step_exec(run, target, args=("sleep", "1000"), io="null", terminal=False):
     label, cid, eid = run.target(target)
     base = run.containers.get(label, run.containers["c1"])["spec"]["process"]
     process = dict(base, args=list(args), terminal=terminal)
-    stdin, stdout, stderr = run.stdio(f"{label}.{target.partition(':')[2]}".replace("!", "bad-"),
-                                      io)
+    stdin, stdout, stderr = run.stdio(stdio_name(target), io)
     payload = message(field_bytes(1, cid), field_bytes(2, eid), field_varint(3, terminal),
                       field_bytes(4, stdin), field_bytes(5, stdout), field_bytes(6, stderr),
                       field_bytes(7, any_message(PROCESS_URL, json.dumps(process))))
@@ -134,6 +120,18 @@ def step_exec(run, target, args=("sleep", "1000"), io="null", terminal=False):
     entry = record_reply(run, f"exec {target}", reply)
     if entry and reply.ok:
         run.expected.append("exec-added")
+
+
+def stdio_name(target):
+    return target.replace(":", ".").replace("!", "bad-")
+
+
+def step_closeio(run, target, stdin=True):
+    """containerd closes its end of the stdin FIFO, then asks the shim to close its own."""
+    fd = run.stdin_fds.pop(stdio_name(target), None)
+    if fd is not None:
+        os.close(fd)
+    step_simple("CloseIO", payload=closeio_payload)(run, target, stdin=stdin)
 
 
 def step_kill(run, target, signal=9, all=False):
@@ -159,7 +157,8 @@ def wait_fields(run, target, reply):
 def step_wait(run, target):
     label, cid, eid = run.target(target)
     reply = run.call(shim_of(run, label), "Wait", id_req(cid, eid), timeout=WAIT_TIMEOUT)
-    if isinstance(reply, tc.TtrpcError) and "timed out" in str(reply):
+    if isinstance(reply, TimeoutError) or (isinstance(reply, tc.TtrpcError)
+                                           and "timed out" in str(reply)):
         run.note(f"wait {target}", code="no answer")
         return
     entry = record_reply(run, f"wait {target}", reply)
@@ -170,7 +169,7 @@ def step_wait(run, target):
 def step_wait_bg(run, target):
     """A Wait parked on its own connection, as containerd keeps one per task."""
     label, cid, eid = run.target(target)
-    client = tc.TtrpcClient(run.containers[shim_of(run, label)]["address"], NAMESPACE,
+    client = tc.TtrpcClient(run.containers[shim_of(run, label)]["address"], run.ns,
                             timeout=WAIT_TIMEOUT)
     box = {"client": client, "reply": None}
 
@@ -199,7 +198,8 @@ def step_wait_join(run, target):
     box["thread"].join(WAIT_TIMEOUT + 5)
     box["client"].close()
     reply = box["reply"]
-    if reply is None or (isinstance(reply, tc.TtrpcError) and "timed out" in str(reply)):
+    if reply is None or isinstance(reply, TimeoutError) or (
+            isinstance(reply, tc.TtrpcError) and "timed out" in str(reply)):
         run.note(f"wait (parked) {target} answer", code="no answer")
         return
     entry = record_reply(run, f"wait (parked) {target} answer", reply)
@@ -236,8 +236,10 @@ def step_until(run, target, status):
         reply = run.call(shim_of(run, label), "State", id_req(cid, eid))
         if isinstance(reply, Exception) or not reply.ok:
             break
-        got = tc.STATUS_NAMES.get(first(decode_message(reply.payload), 4, 0))
-        if got == status or time.monotonic() > deadline:
+        f = decode_message(reply.payload)
+        got = tc.STATUS_NAMES.get(first(f, 4, 0))
+        # A process without a pid (never started) cannot change state on its own.
+        if got == status or not first(f, 3, 0) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     entry = record_reply(run, f"until {target} {status}", reply)
@@ -337,7 +339,7 @@ VERBS = {
     "pause": step_simple("Pause"),
     "resume": step_simple("Resume"),
     "update": step_simple("Update", payload=update_payload),
-    "closeio": step_simple("CloseIO", payload=closeio_payload),
+    "closeio": step_closeio,
     "resize": step_simple("ResizePty", "resize", payload=resize_payload),
     "shutdown": step_simple("Shutdown", payload=shutdown_payload),
     "checkpoint": step_simple("Checkpoint", payload=checkpoint_payload),
