@@ -212,7 +212,7 @@ def state_fields(run, target, reply):
     status = tc.STATUS_NAMES.get(first(f, 4, 0), str(first(f, 4, 0)))
     fields = {"status": status, "pid": bool(first(f, 3, 0)),
               "exit_status": first(f, 9, 0), "exited_at": timestamp_kind(first(f, 10, None)),
-              "id": run.label_of(first_str(f, 1)), "exec_id": first_str(f, 11),
+              "id": run.label_of(first_str(f, 1)), "exec_id": run.label_of(first_str(f, 11)) if first_str(f, 11) else "",
               "bundle": bool(first_str(f, 2)), "stdio": [bool(first_str(f, n)) for n in (5, 6, 7)],
               "terminal": bool(first(f, 8, 0))}
     if status == "STOPPED":
