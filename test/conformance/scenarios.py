@@ -97,19 +97,40 @@ def exec_state_scenarios():
     return out
 
 
+# The stock shim passes bad ids to the runtime: an exec id with "/" or ".." makes the
+# runtime write its pid file outside the bundle, a NUL truncates the id. These scenarios
+# are not compared with the stock shim: cshim must refuse the id with InvalidArgument
+# before any runtime call, and then not know it.
 def bad_id_scenarios():
     out = []
     for bad in ("slash", "dotdot", "nul", "newline", "long"):
+        t = f"!{bad}"
         out.append({"name": f"bad-container-id-{bad}",
                     "about": f"Create, State, Kill, Delete with container id {bad!r}",
-                    "steps": [("create", f"!{bad}"), ("state", f"!{bad}"),
-                              ("kill", f"!{bad}", 9), ("delete", f"!{bad}")]})
+                    "steps": [("create", t), ("state", t), ("kill", t, 9), ("delete", t)],
+                    "expect": {f"steps.1:create {t}.code": "InvalidArgument",
+                               f"steps.2:state {t}.code": "NotFound",
+                               f"steps.3:kill {t} 9.code": "NotFound",
+                               f"steps.4:delete {t}.code": "NotFound",
+                               "events.#": 0,
+                               "bundle_files.c1.init.pid": "<absent>",
+                               "bundle_files.c1.log.json": "<absent>",
+                               "alive.c1": 0}})
+        t = f"c1:!{bad}"
         out.append({"name": f"bad-exec-id-{bad}",
                     "about": f"Exec, State, Start, Kill, Delete with exec id {bad!r}",
-                    "steps": RUNNING + [("exec", f"c1:!{bad}"), ("state", f"c1:!{bad}"),
-                                        ("start", f"c1:!{bad}"), ("kill", f"c1:!{bad}", 9),
-                                        ("until", f"c1:!{bad}", "STOPPED"),
-                                        ("delete", f"c1:!{bad}"), ("pids", "c1")]})
+                    "steps": RUNNING + [("exec", t), ("state", t), ("start", t), ("kill", t, 9),
+                                        ("until", t, "STOPPED"), ("delete", t), ("pids", "c1")],
+                    "expect": {f"steps.3:exec {t}.code": "InvalidArgument",
+                               f"steps.4:state {t}.code": "NotFound",
+                               f"steps.5:start {t}.code": "NotFound",
+                               f"steps.6:kill {t} 9.code": "NotFound",
+                               f"steps.7:until {t} STOPPED.code": "NotFound",
+                               f"steps.8:delete {t}.code": "NotFound",
+                               "steps.9:pids c1.count": 1,
+                               "events.#": 2,
+                               f"bundle_files.c1.<pid file of exec !{bad}>": "<absent>",
+                               "alive.c1": 1}})
     return out
 
 

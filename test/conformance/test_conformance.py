@@ -65,8 +65,9 @@ def results(request, session):
 
 
 def describe(results, name, runtime, unlisted):
-    lines = [f"{len(unlisted)} unlisted difference(s), stock vs cshim:"]
-    lines += [f"  {field}: stock={a!r} cshim={b!r}" for field, a, b, _ in unlisted]
+    lines = [f"{len(unlisted)} unlisted difference(s), stock (or expected) vs cshim:"]
+    lines += [f"  {field}: {'expected' if field.endswith('(expected)') else 'stock'}={a!r} "
+              f"cshim={b!r}" for field, a, b, _ in unlisted]
     for shim in conformance.SHIMS:
         record = results[(name, shim, runtime)]
         lines.append(f"--- {shim} recording")
