@@ -36,6 +36,10 @@ EXEC_STATES = {
 RESUME_IF_PAUSED = {"paused": [("resume", "c1")]}
 
 
+def article(state):
+    return f"{'an' if state[0] in 'aeiou' else 'a'} {state}"
+
+
 def init_state_scenarios():
     out = []
     for state, setup in INIT_STATES.items():
@@ -48,7 +52,7 @@ def init_state_scenarios():
             probes += [("wait_bg", "c1"), ("wait_blocked", "c1")]
         out.append({"name": f"init-{state}-queries",
                     "about": f"State, Pids, Stats, Update, ResizePty, CloseIO, Connect, "
-                             f"Checkpoint, Wait on a {state} init",
+                             f"Checkpoint, Wait on {article(state)} init",
                     "steps": setup + probes + RESUME_IF_PAUSED.get(state, [])})
         mutations = {
             "start": [("start", "c1")],
@@ -64,7 +68,7 @@ def init_state_scenarios():
             if state == "paused" and verb not in ("resume", "delete", "kill"):
                 tail = [("resume", "c1")] + tail
             out.append({"name": f"init-{state}-{verb}",
-                        "about": f"{verb.capitalize()} on a {state} init",
+                        "about": f"{verb.capitalize()} on {article(state)} init",
                         "steps": setup + steps + tail,
                         "unordered_events": state == "paused" and verb == "kill"})
     return out
@@ -79,7 +83,7 @@ def exec_state_scenarios():
         else:
             probes += [("wait_bg", "c1:e1"), ("wait_blocked", "c1:e1")]
         out.append({"name": f"exec-{state}-queries",
-                    "about": f"State, ResizePty, CloseIO, Wait on a {state} exec",
+                    "about": f"State, ResizePty, CloseIO, Wait on {article(state)} exec",
                     "steps": setup + probes + RESUME_IF_PAUSED.get(state, [])})
         for verb, steps in {"start": [("start", "c1:e1")],
                             "delete": [("delete", "c1:e1")],
@@ -91,7 +95,7 @@ def exec_state_scenarios():
             if state == "paused" and verb != "kill":
                 tail = [("resume", "c1")] + tail
             out.append({"name": f"exec-{state}-{verb}",
-                        "about": f"{verb.capitalize()} on a {state} exec",
+                        "about": f"{verb.capitalize()} on {article(state)} exec",
                         "steps": setup + steps + tail,
                         "unordered_events": state == "paused" and verb == "kill"})
     return out
