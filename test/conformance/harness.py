@@ -557,7 +557,8 @@ class Run:
             events.sort(key=lambda e: json.dumps(e, sort_keys=True))
         self.record["events"] = events
         self.record["bundle_files"] = self.bundle_files()
-        self.record["alive"] = self.alive_summary()
+        if self.scenario.get("compare_alive", True):
+            self.record["alive"] = self.alive_summary()
 
     def settle_events(self):
         """Wait until every event the replies imply has been published (bounded)."""

@@ -243,6 +243,9 @@ LIFECYCLE = [
                ("delete", "c1")]},
     {"name": "exec-bad-binary",
      "about": "Exec of a missing binary",
+     # crun's child for the failed exec may still be exiting at the end: with the stock
+     # shim alone the count is 1 or 2 (--stability), so it is not compared here.
+     "compare_alive": False,
      "steps": RUNNING + [("exec", "c1:e1", {"args": ["/nonexistent"]}), ("start", "c1:e1"),
                          ("state", "c1:e1"), ("delete", "c1:e1")]},
     {"name": "create-bad-binary",
