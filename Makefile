@@ -136,8 +136,10 @@ fuzz-run: $(FUZZ_BIN)
 deps:
 	scripts/install-deps
 
-# The one test command: deps, unit tests (plain and sanitized), end-to-end tests with the
-# plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see test/e2e/conftest.py).
+# The one test command: deps, unit tests (plain and sanitized), fuzz targets from their seeds,
+# end-to-end tests with the plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see
+# test/e2e/conftest.py), the core e2e subset on containerd 1.7 and 2.x, the CRI test on every
+# containerd, and the differential conformance suite against the stock shim.
 check: deps
 	$(MAKE) all headers
 	$(MAKE) unit
@@ -145,6 +147,9 @@ check: deps
 	$(MAKE) fuzz
 	$(MAKE) e2e
 	CSHIM_E2E_ASAN=1 $(MAKE) e2e
+	$(MAKE) e2e-matrix
+	$(MAKE) cri
+	$(MAKE) conformance
 
 demo: deps
 	$(MAKE) all
