@@ -188,7 +188,7 @@ process_record_failed_start (struct process *p)
 static bool
 exit_ready (const struct process *p)
 {
-  return p->exited && !p->exit_published && (p->started || p->start_failed)
+  return p->exited && !p->exit_published && !p->starting
          && (p->io == NULL || proc_io_drained (p->io));
 }
 
@@ -201,7 +201,7 @@ container_next_exit (struct container *c)
   {
     if (exit_ready (p))
       return p;
-    if (p->started && !p->exit_published)
+    if ((p->started || p->starting) && !p->exit_published)
       exec_running = true;
   }
   if (exit_ready (&c->init) && !exec_running)

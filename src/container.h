@@ -42,6 +42,7 @@ struct process
   char *spec_path; /* exec: process spec file handed to the runtime */
   struct proc_io *io;
   struct reaper_watch *watch;
+  bool starting;       /* Start's runtime call in flight: an exit waits for its start event */
   bool started;        /* TaskStart / TaskExecStarted published */
   bool start_failed;   /* start never happened: no exit event, waiters still answered */
   bool exited;         /* reaped */
@@ -110,8 +111,10 @@ void process_record_exit (struct process *p, int status, const struct timespec *
  * was no TaskStart). */
 void process_record_failed_start (struct process *p);
 /* The next process whose exit may be published now, or NULL. Exec exits go first; the init
- * exit only once no started exec is still running; nothing before its start event or before
- * its output is drained (so readers have every byte before they learn of the exit). */
+ * exit only once no started (or starting) exec is still running; nothing while its Start is
+ * in flight (the start event goes first) or before its output is drained (so readers have
+ * every byte before they learn of the exit). A created init that is killed before any Start
+ * exits like any other. */
 struct process *container_next_exit (struct container *c);
 
 void process_add_waiter (struct process *p, struct ttrpc_call *call);

@@ -75,6 +75,7 @@ start_done_cb (struct runtime_result *res, void *arg)
   struct process *p = op->process;
   shim_error_t err = NULL;
   op->spawn = NULL;
+  p->starting = false;
   drop_spec (p);
   /* create read the init pid already, except when the process came from restore. */
   if (res->err == NULL && starts_with_io (p))
@@ -143,6 +144,7 @@ start_io_ready_cb (shim_error_t err, void *arg)
     op->spawn = start_with_io (c->service, op, op->process, &err);
   if (op->spawn)
     return;
+  op->process->starting = false;
   process_record_failed_start (op->process);
   ttrpc_call_fail (op->call, &err);
   task_flush_exits (c->service, c);
@@ -166,6 +168,7 @@ start_run (struct op *op)
   if (p)
     {
       op->process = p;
+      p->starting = true;
       if (!starts_with_io (p))
         {
           struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
@@ -182,6 +185,7 @@ start_run (struct op *op)
         }
       if (op->spawn)
         return;
+      p->starting = false;
     }
   ttrpc_call_fail (op->call, &err);
   container_op_done (c);

@@ -193,7 +193,9 @@ publish_exit (struct task_service *svc, struct process *p)
    * container's TaskExit. */
   if (process_is_init (p) && p->container->oom && oom_watch_check (p->container->oom))
     publish_oom (svc, p->container);
-  if (p->started)
+  /* Every process that existed gets its TaskExit, a created init killed before Start too;
+   * one the runtime never made (a failed exec) gets none. */
+  if (p->pid > 0)
     {
       Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
       pb_timestamp_set (&ts, &p->exited_at);
@@ -389,7 +391,7 @@ delete_run (struct op *op)
     goto fail;
   /* An exit still waiting for its output to drain goes out now: TaskExit precedes
    * TaskDelete, and after Delete nobody reads that output. */
-  if (p->exited && !p->exit_published && (p->started || p->start_failed))
+  if (p->exited && !p->exit_published)
     publish_exit (svc, p);
   if (!process_is_init (p))
     {

@@ -77,15 +77,51 @@ test_exit_waits_for_start (void **state)
 {
   (void) state;
   struct container *c = container_new ("c1", "/b");
+  c->init.starting = true;
   exit_now (&c->init, 3);
   assert_int_equal (c->init.exit_status, 3);
   assert_int_equal (c->init.state, PROCESS_STOPPED);
-  /* Reaped before TaskStart went out: held back. */
+  /* Reaped while Start ran, before TaskStart went out: held back. */
   assert_null (container_next_exit (c));
+  c->init.starting = false;
   c->init.started = true;
   assert_ptr_equal (container_next_exit (c), &c->init);
   c->init.exit_published = true;
   assert_null (container_next_exit (c));
+  container_free (c);
+}
+
+static void
+test_created_init_killed_exits (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  c->init.pid = 42;
+  /* Killed in CREATED, never started: its exit goes out (Wait must not hang). */
+  struct timespec t = { 1, 0 };
+  process_record_exit (&c->init, SIGKILL, &t);
+  assert_int_equal (c->init.exit_status, 137);
+  assert_int_equal (c->init.state, PROCESS_STOPPED);
+  assert_ptr_equal (container_next_exit (c), &c->init);
+  container_free (c);
+}
+
+static void
+test_starting_exec_holds_init_exit (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  c->init.started = true;
+  struct process *e = container_add_exec (c, "e1");
+  e->starting = true;
+  exit_now (&c->init, 0);
+  /* The exec's start event is still to come, and its exit after it. */
+  assert_null (container_next_exit (c));
+  e->starting = false;
+  process_record_failed_start (e);
+  assert_ptr_equal (container_next_exit (c), e);
+  e->exit_published = true;
+  assert_ptr_equal (container_next_exit (c), &c->init);
   container_free (c);
 }
 
@@ -198,6 +234,8 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_state_table),
     cmocka_unit_test (test_every_cell_defined),
+    cmocka_unit_test (test_created_init_killed_exits),
+    cmocka_unit_test (test_starting_exec_holds_init_exit),
     cmocka_unit_test (test_exit_waits_for_start),
     cmocka_unit_test (test_init_exit_after_exec_exits),
     cmocka_unit_test (test_failed_start_releases_waiters),

@@ -1,0 +1,164 @@
+"""Task RPCs off the happy path, sent straight to a shim over ttrpc as
+containerd sends them, for runc and crun: a task created and never started,
+killed, deleted; a container without a pid namespace of its own; exec churn
+and the files it leaves; ids that must be refused. The sequences are ones
+ctr cannot express, so a `ctr run -d` host container brings the shim up and
+the other containers are created in that same shim (as containerd groups
+pod containers), with their own bundles."""
+
+import json
+import os
+import signal
+
+import pytest
+
+import ttrpc_client as tt
+from cshim_e2e import STOCK, pid_alive, run_detached, wait_until
+
+m, fb, fv = tt.message, tt.field_bytes, tt.field_varint
+
+INVALID_ARGUMENT = 3
+ALREADY_EXISTS = 6
+PROCESS_SPEC_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+
+
+# --- Task API requests ----------------------------------------------------------------
+
+def runtime_options(runtime):
+    """The options Any containerd sends in Create for this runtime choice."""
+    if STOCK:  # containerd.runc.v1.Options{binary_name=6, root=7}
+        return tt.any_message("containerd.runc.v1.Options",
+                              m(fb(6, str(runtime.binary)), fb(7, str(runtime.root))))
+    # runtimeoptions.v1.Options{type_url=1, config_path=2}
+    return tt.any_message("runtimeoptions.v1.Options",
+                          m(fb(2, str(runtime.config_file(runtime.binary)))))
+
+
+def create_request(cid, bundle, options, stdout=""):
+    return m(fb(1, cid), fb(2, str(bundle)), fb(6, stdout), fb(10, options))
+
+
+def id_request(cid, exec_id=""):
+    """Start, Delete, Wait, State, Pids, Pause, Resume, Stats: {id=1, exec_id=2}."""
+    return m(fb(1, cid), fb(2, exec_id))
+
+
+def kill_request(cid, exec_id="", sig=signal.SIGKILL, all_=False):
+    return m(fb(1, cid), fb(2, exec_id), fv(3, int(sig)), fv(4, all_))
+
+
+def exec_request(cid, exec_id, argv):
+    spec = json.dumps({"args": argv, "cwd": "/", "env": ["PATH=/bin"],
+                       "user": {"uid": 0, "gid": 0}})
+    return m(fb(1, cid), fb(2, exec_id), fb(7, tt.any_message(PROCESS_SPEC_URL, spec)))
+
+
+def exit_fields(payload):
+    """(pid, exit_status) of a Delete or Wait (exit_status=1) response."""
+    f = tt.decode_message(payload)
+    return f
+
+
+# --- a shim holding several containers ------------------------------------------------
+
+class GroupedShim:
+    """The shim of a `ctr run -d` host container, and containers created in it
+    over ttrpc from bundles of their own."""
+
+    def __init__(self, containerd, runtime, rootfs, host, tmp_path):
+        self.containerd = containerd
+        self.runtime = runtime
+        self.rootfs = rootfs
+        self.host = host
+        self.tmp_path = tmp_path
+        self.host_config = json.loads((containerd.bundle(host) / "config.json").read_text())
+        self.client = tt.TtrpcClient(tt.shim_address(containerd.bundle(host)),
+                                     containerd.namespace)
+        self.created = []
+
+    def call(self, method, payload, timeout=None):
+        return self.client.task(method, payload, timeout=timeout)
+
+    def bundle(self, cid, argv, pid_namespace=True):
+        """A bundle for cid running argv in the shared rootfs."""
+        config = json.loads(json.dumps(self.host_config))
+        config["root"] = {"path": str(self.rootfs)}
+        config["process"]["args"] = argv
+        config["process"]["terminal"] = False
+        config["linux"]["cgroupsPath"] = f"/{self.containerd.namespace}/{cid}"
+        if not pid_namespace:
+            config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                             if ns["type"] != "pid"]
+        path = self.tmp_path / cid
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps(config))
+        return path
+
+    def create(self, cid, argv, pid_namespace=True, stdout=""):
+        bundle = self.bundle(cid, argv, pid_namespace)
+        reply = self.call("Create", create_request(cid, bundle, runtime_options(self.runtime),
+                                                   stdout), timeout=30)
+        if reply.ok:
+            self.created.append(cid)
+        return reply
+
+    def state(self, cid, exec_id=""):
+        reply = self.call("State", id_request(cid, exec_id))
+        assert reply.ok, reply
+        return tt.decode_state_response(reply.payload)
+
+    def close(self):
+        """Deletes what the test left, so the shim can go with its host."""
+        for cid in self.created:
+            if self.call("State", id_request(cid)).ok:
+                self.call("Kill", kill_request(cid, all_=True))
+                wait_until(lambda: self.state(cid)["status"] == "STOPPED", timeout=15,
+                           what=f"{cid} stopped")
+                self.call("Delete", id_request(cid), timeout=30)
+        self.client.close()
+
+
+@pytest.fixture
+def grouped(containerd, runtime, rootfs, ids, tmp_path):
+    host = ids.new()
+    run_detached(containerd, runtime.args, ["--rootfs", rootfs], host, "/bin/sleep", "1000")
+    shim = GroupedShim(containerd, runtime, rootfs, host, tmp_path)
+    yield shim
+    shim.close()
+
+
+def decoded(reply):
+    assert reply.ok, reply
+    f = tt.decode_message(reply.payload)
+    return {"pid": tt.first(f, 1, 0), "exit_status": tt.first(f, 2, 0)}
+
+
+def wait_status(reply):
+    assert reply.ok, reply
+    return tt.first(tt.decode_message(reply.payload), 1, 0)
+
+
+# --- a task created and never started ---------------------------------------------------
+
+def test_created_task_killed_answers_wait(grouped, events, ids):
+    cid = ids.new()
+    created = grouped.create(cid, ["/bin/sleep", "1000"])
+    assert created.ok, created
+    pid = tt.first(tt.decode_message(created.payload), 1)
+    assert pid > 0 and grouped.state(cid)["status"] == "CREATED"
+
+    assert grouped.call("Kill", kill_request(cid)).ok
+
+    assert wait_status(grouped.call("Wait", id_request(cid), timeout=15)) == 137
+    exit_event = events.wait_topic(cid, "/tasks/exit")
+    assert exit_event.data.get("pid") == pid and exit_event.data.get("exit_status") == 137
+    assert exit_event.data.get("id") == cid
+    state = grouped.state(cid)
+    assert (state["status"], state["exit_status"]) == ("STOPPED", 137)
+    assert decoded(grouped.call("Delete", id_request(cid), timeout=30)) == \
+        {"pid": pid, "exit_status": 137}
+    deleted = events.wait_topic(cid, "/tasks/delete")
+    assert deleted.data.get("exit_status") == 137
+    assert events.position(lambda e: e.topic == "/tasks/exit" and e.concerns(cid)) < \
+        events.position(lambda e: e.topic == "/tasks/delete" and e.concerns(cid))
+    assert not pid_alive(pid)
