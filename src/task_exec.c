@@ -48,14 +48,19 @@ publish_started (struct task_service *svc, struct process *p)
   task_publish (svc, "/tasks/exec-started", &ev.base);
 }
 
-/* The spec file is only needed while `exec` runs. */
+/* The spec file is only needed while `exec` runs, and an exec's pid file only until it is
+ * read: the bundle is on tmpfs, and exec churn would fill it with one file per exec. */
 static void
-drop_spec (struct process *p)
+drop_exec_files (struct process *p)
 {
   if (p->spec_path)
     unlink (p->spec_path);
   free (p->spec_path);
   p->spec_path = NULL;
+  if (process_is_init (p))
+    return;
+  cleanup_free char *pid_file = exec_pid_file (p);
+  unlink (pid_file);
 }
 
 /* exec and restore run the process itself, handing it its stdio; `start` of a created init
@@ -76,13 +81,13 @@ start_done_cb (struct runtime_result *res, void *arg)
   shim_error_t err = NULL;
   op->spawn = NULL;
   p->starting = false;
-  drop_spec (p);
   /* create read the init pid already, except when the process came from restore. */
   if (res->err == NULL && starts_with_io (p))
     {
       cleanup_free char *pid_file = exec_pid_file (p);
       task_watch_pid_file (svc, p, pid_file, &err);
     }
+  drop_exec_files (p);
   if (res->err || err)
     {
       process_record_failed_start (p);
