@@ -15,7 +15,9 @@
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "cshim/ids.pb-c.h"
 #include "cgroup.h"
+#include "ident.h"
 #include "log.h"
 #include "mount.h"
 #include "oom.h"
@@ -588,6 +590,38 @@ handler_for (const char *method)
   return handle_unimplemented;
 }
 
+/* Every id a request names is a containerd identifier, or the request is refused before any
+ * handler runs: ids become file names and runtime arguments, and a NUL would cut the C string
+ * short (the ids are read again as bytes for that). Empty ids are left to the handlers. */
+static int
+check_ids (struct ttrpc_call *call, const ProtobufCMessage *msg, shim_error_t *err)
+{
+  ProtobufCBinaryData payload = ttrpc_call_payload (call);
+  Cshim__TaskIds *ids = cshim__task_ids__unpack (NULL, payload.len, payload.data);
+  if (ids == NULL) /* field 2 is not a string in this request (Shutdown's `now`) */
+    return 0;
+  int ret = 0;
+  if (ids->id.len > 0)
+    ret = ident_check ("container id", (const char *) ids->id.data, ids->id.len, err);
+  if (ret == 0 && ids->exec_id.len > 0
+      && protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "exec_id"))
+    ret = ident_check ("exec id", (const char *) ids->exec_id.data, ids->exec_id.len, err);
+  cshim__task_ids__free_unpacked (ids, NULL);
+  return ret;
+}
+
+static void
+handle_checked (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+{
+  shim_error_t err = NULL;
+  if (check_ids (call, msg, &err) < 0)
+    {
+      ttrpc_call_fail (call, &err);
+      return;
+    }
+  handler_for (ttrpc_call_method (call)) (call, msg, arg);
+}
+
 /* Built from the generated service descriptor so names and input types cannot drift. */
 const struct ttrpc_method *
 task_service_methods (size_t *n)
@@ -599,8 +633,7 @@ task_service_methods (size_t *n)
     for (size_t s = 0; s < ARRAY_SIZE (service_names); s++)
       for (unsigned m = 0; m < sd->n_methods && count < ARRAY_SIZE (table); m++)
         table[count++] = (struct ttrpc_method){ service_names[s], sd->methods[m].name,
-                                                sd->methods[m].input,
-                                                handler_for (sd->methods[m].name) };
+                                                sd->methods[m].input, handle_checked };
   *n = count;
   return table;
 }

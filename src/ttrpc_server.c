@@ -234,6 +234,13 @@ ttrpc_call_method (const struct ttrpc_call *call)
   return call->request && call->request->method ? call->request->method : "";
 }
 
+ProtobufCBinaryData
+ttrpc_call_payload (const struct ttrpc_call *call)
+{
+  ProtobufCBinaryData none = { 0, NULL };
+  return call->request ? call->request->payload : none;
+}
+
 int64_t
 ttrpc_call_timeout_ns (const struct ttrpc_call *call)
 {

@@ -50,6 +50,8 @@ const char *ttrpc_call_metadata (const struct ttrpc_call *call, const char *key)
 /* "containerd-namespace-ttrpc" metadata, or "" when absent. */
 const char *ttrpc_call_namespace (const struct ttrpc_call *call);
 const char *ttrpc_call_method (const struct ttrpc_call *call);
+/* The request's payload as it came off the wire (valid as long as the call). */
+ProtobufCBinaryData ttrpc_call_payload (const struct ttrpc_call *call);
 /* Request timeout from timeout_nano, 0 when none. */
 int64_t ttrpc_call_timeout_ns (const struct ttrpc_call *call);
 bool ttrpc_call_connected (const struct ttrpc_call *call);

@@ -162,3 +162,67 @@ def test_created_task_killed_answers_wait(grouped, events, ids):
     assert events.position(lambda e: e.topic == "/tasks/exit" and e.concerns(cid)) < \
         events.position(lambda e: e.topic == "/tasks/delete" and e.concerns(cid))
     assert not pid_alive(pid)
+
+
+# --- exec churn leaves nothing in the bundle ------------------------------------------
+
+EXEC_CHURN = 12
+
+
+def bundle_files(bundle):
+    return sorted(os.listdir(bundle))
+
+
+def test_exec_churn_leaves_no_files(containerd, ctr, runtime, rootfs, cid):
+    run_detached(containerd, runtime.args, ["--rootfs", rootfs], cid, "/bin/sleep", "1000")
+    bundle = containerd.bundle(cid)
+    before = bundle_files(bundle)
+
+    for i in range(EXEC_CHURN):
+        ctr("task", "exec", "--exec-id", f"churn-{i}", cid, "/bin/true")
+    failed = ctr("task", "exec", "--exec-id", "churn-fail", cid, "/nonexistent", check=False)
+    assert failed.returncode != 0
+
+    assert bundle_files(bundle) == before
+
+
+# --- ids the shim refuses --------------------------------------------------------------
+
+BAD_IDS = {"slash": "a/b", "dotdot": "..", "escape": "../escaped", "nul": "ok\0tail",
+           "newline": "ok\n", "long": "a" * 1024}
+
+
+@pytest.mark.cshim_only
+@pytest.mark.parametrize("which", sorted(BAD_IDS))
+def test_bad_exec_id_refused(grouped, events, which):
+    bad = BAD_IDS[which]
+    host = grouped.host
+    bundle = grouped.containerd.bundle(host)
+    before = bundle_files(bundle)
+    parent_before = bundle_files(bundle.parent)
+
+    reply = grouped.call("Exec", exec_request(host, bad, ["/bin/sleep", "1000"]))
+
+    assert reply.code == INVALID_ARGUMENT, reply
+    assert "invalid exec id" in reply.message
+    for method in ("Start", "Kill", "State", "Delete", "Wait"):
+        refused = grouped.call(method, id_request(host, bad))
+        assert refused.code == INVALID_ARGUMENT, (method, refused)
+    assert bundle_files(bundle) == before
+    assert bundle_files(bundle.parent) == parent_before
+    assert grouped.state(host)["status"] == "RUNNING"
+    assert not any(e.topic.startswith("/tasks/exec") for e in events.for_container(host))
+
+
+@pytest.mark.cshim_only
+@pytest.mark.parametrize("which", sorted(BAD_IDS))
+def test_bad_container_id_refused(grouped, runtime, which):
+    bad = BAD_IDS[which]
+    bundle = grouped.bundle(f"bad-{which}", ["/bin/sleep", "1000"])
+
+    reply = grouped.call("Create", create_request(bad, bundle, runtime_options(runtime)))
+
+    assert reply.code == INVALID_ARGUMENT, reply
+    assert "invalid container id" in reply.message
+    assert bundle_files(bundle) == ["config.json"]
+    assert not list(runtime.root.rglob("escaped")) and not list(runtime.root.rglob("ok*"))
