@@ -1,5 +1,6 @@
 #include "container.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -160,6 +161,32 @@ container_op_done (struct container *c)
   container_run_next (c);
 }
 
+static bool
+spec_has_own_pid_namespace (const cJSON *spec)
+{
+  const cJSON *linux_ = cJSON_GetObjectItemCaseSensitive (spec, "linux");
+  const cJSON *nss = cJSON_GetObjectItemCaseSensitive (linux_, "namespaces");
+  const cJSON *ns;
+  cJSON_ArrayForEach (ns, nss)
+  {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive (ns, "type");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive (ns, "path");
+    if (cJSON_IsString (type) && strcmp (type->valuestring, "pid") == 0
+        && (path == NULL || (cJSON_IsString (path) && path->valuestring[0] == '\0')))
+      return true;
+  }
+  return false;
+}
+
+bool
+container_spec_kills_all_on_exit (const char *spec)
+{
+  cJSON *doc = spec ? cJSON_Parse (spec) : NULL;
+  bool own = doc && spec_has_own_pid_namespace (doc);
+  cJSON_Delete (doc);
+  return !own;
+}
+
 void
 process_record_exit (struct process *p, int status, const struct timespec *when)
 {
@@ -204,7 +231,7 @@ container_next_exit (struct container *c)
     if ((p->started || p->starting) && !p->exit_published)
       exec_running = true;
   }
-  if (exit_ready (&c->init) && !exec_running)
+  if (exit_ready (&c->init) && !exec_running && c->killing_all == NULL)
     return &c->init;
   return NULL;
 }

@@ -84,6 +84,10 @@ struct container
   struct process_list execs;
   struct op_queue ops;
   struct op *running_op;
+  /* No pid namespace of its own: when the init exits, what is left of the container is killed
+   * (runtime kill --all) before the exit is published, as nothing else would end it. */
+  bool kill_all_on_exit;
+  struct spawn *killing_all; /* that kill, while in flight */
 };
 TAILQ_HEAD (container_list, container);
 
@@ -105,13 +109,19 @@ void container_submit (struct container *c, struct op *op);
 /* The running op is finished (its call answered): frees it and starts the next. */
 void container_op_done (struct container *c);
 
+/* Whether a container with this OCI spec (config.json text, NULL if unreadable) needs its
+ * remaining processes killed when its init exits: true unless the spec gives it a pid
+ * namespace of its own (a "pid" namespace without a path). Unreadable means true. */
+bool container_spec_kills_all_on_exit (const char *spec);
+
 /* Records a reaped exit and moves the process to STOPPED. */
 void process_record_exit (struct process *p, int status, const struct timespec *when);
 /* The runtime could not start p. If no process exists, Waits get status 255 (no TaskExit: there
  * was no TaskStart). */
 void process_record_failed_start (struct process *p);
 /* The next process whose exit may be published now, or NULL. Exec exits go first; the init
- * exit only once no started (or starting) exec is still running; nothing while its Start is
+ * exit only once no started (or starting) exec is still running and no kill --all of the
+ * container is in flight; nothing while its Start is
  * in flight (the start event goes first) or before its output is drained (so readers have
  * every byte before they learn of the exit). A created init that is killed before any Start
  * exits like any other. */

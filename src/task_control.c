@@ -12,6 +12,7 @@
 #include "containerd/task/v2/task.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "cgroup.h"
+#include "log.h"
 #include "pb.h"
 #include "procio.h"
 #include "runtime.h"
@@ -76,6 +77,32 @@ fail:
   ttrpc_call_fail (call, &err);
 }
 
+/* ---- kill --all once the init exited, for a container without its own pid namespace ---- */
+
+static void
+kill_all_done_cb (struct runtime_result *res, void *arg)
+{
+  struct container *c = arg;
+  c->killing_all = NULL;
+  if (res->err)
+    log_warn ("container %s: kill --all after its init exited: %s", c->id, res->err->msg);
+  /* The init's exit was held back until now. */
+  task_flush_exits (c->service, c);
+}
+
+void
+task_kill_all_on_exit (struct container *c)
+{
+  struct task_service *svc = c->service;
+  cleanup_error shim_error_t err = NULL;
+  struct runtime_call rc = { .verb = RUNTIME_KILL, .id = c->id, .signal = SIGKILL, .all = true };
+  struct runtime_ctx ctx;
+  task_runtime_ctx (svc, c, &ctx);
+  c->killing_all = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                                kill_all_done_cb, c, &err);
+  if (c->killing_all == NULL)
+    log_warn ("container %s: kill --all after its init exited: %s", c->id, err->msg);
+}
 
 struct pids_ctx
 {

@@ -76,6 +76,9 @@ void task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *ms
  * are no pid are skipped). Pure; the caller frees *pids. */
 int task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err);
 void task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
+/* The init of c exited and c has no pid namespace of its own: kills what is left of it
+ * (runtime kill --all), holding the init's exit until that is done. */
+void task_kill_all_on_exit (struct container *c);
 void task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_resume (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);

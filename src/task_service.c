@@ -236,6 +236,8 @@ process_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
   process_record_exit (p, status, when);
   if (process_is_init (p))
     task_kill_execs (p->container);
+  if (process_is_init (p) && p->container->kill_all_on_exit)
+    task_kill_all_on_exit (p->container);
   if (p->io)
     {
       /* Output held open by a background child after the process exited is cut after the
@@ -287,6 +289,9 @@ void
 task_destroy_container (struct task_service *svc, struct container *c)
 {
   fail_queued_ops (c);
+  if (c->killing_all)
+    spawn_cancel (c->killing_all);
+  c->killing_all = NULL;
   struct process *p;
   TAILQ_FOREACH (p, &c->execs, link)
   task_release_process (svc, p);

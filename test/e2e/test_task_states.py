@@ -13,7 +13,7 @@ import signal
 import pytest
 
 import ttrpc_client as tt
-from cshim_e2e import STOCK, pid_alive, run_detached, wait_until
+from cshim_e2e import STOCK, pid_alive, pids_with_args, run_detached, wait_until
 
 m, fb, fv = tt.message, tt.field_bytes, tt.field_varint
 
@@ -226,3 +226,45 @@ def test_bad_container_id_refused(grouped, runtime, which):
     assert "invalid container id" in reply.message
     assert bundle_files(bundle) == ["config.json"]
     assert not list(runtime.root.rglob("escaped")) and not list(runtime.root.rglob("ok*"))
+
+
+# --- no pid namespace of its own --------------------------------------------------------
+
+def sleep_marker():
+    """A sleep duration no other process uses: finds that sleep in /proc."""
+    return str(100000 + int.from_bytes(os.urandom(2), "big"))
+
+
+def test_shared_pid_namespace_init_exit_kills_the_rest(containerd, ctr, events, runtime,
+                                                       rootfs, ids):
+    """A container joining another's pid namespace (a pod sharing one): nothing ends its
+    init's children with it, so the shim kills them (kill --all) as the init exits, before
+    it publishes the exit; the task is not deleted yet (a runtime delete would kill them)."""
+    owner, cid = ids.new(), ids.new()
+    owner_pid = run_detached(containerd, runtime.args, ["--rootfs", rootfs], owner,
+                             "/bin/sleep", "1000")
+    marker = sleep_marker()
+
+    ctr("run", "-d", "--with-ns", f"pid:/proc/{owner_pid}/ns/pid", *runtime.args,
+        "--rootfs", rootfs, cid, "/bin/sh", "-c", f"/bin/sleep {marker} & exit 3",
+        timeout=30)
+
+    assert events.wait_topic(cid, "/tasks/exit").data.get("exit_status") == 3
+    wait_until(lambda: not pids_with_args("/bin/sleep", marker), timeout=15,
+               what="the init's child killed")
+    assert containerd.tasks()[cid][1] == "STOPPED"
+    assert pid_alive(owner_pid)
+
+
+def test_no_pid_namespace_init_exit_kills_the_rest(grouped, events, ids):
+    cid = ids.new()
+    marker = sleep_marker()
+    assert grouped.create(cid, ["/bin/sh", "-c", f"/bin/sleep {marker} & exit 3"],
+                          pid_namespace=False).ok
+    assert grouped.call("Start", id_request(cid)).ok
+
+    assert wait_status(grouped.call("Wait", id_request(cid), timeout=15)) == 3
+    wait_until(lambda: not pids_with_args("/bin/sleep", marker), timeout=15,
+               what="the init's child killed")
+    assert events.wait_topic(cid, "/tasks/exit").data.get("exit_status") == 3
+    assert decoded(grouped.call("Delete", id_request(cid), timeout=30))["exit_status"] == 3

@@ -126,6 +126,38 @@ test_starting_exec_holds_init_exit (void **state)
 }
 
 static void
+test_kill_all_from_spec (void **state)
+{
+  (void) state;
+  assert_false (container_spec_kills_all_on_exit (
+      "{\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"pid\"}]}}"));
+  assert_false (container_spec_kills_all_on_exit (
+      "{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"\"}]}}"));
+  /* Host pid namespace, or another's joined by path: nothing ends its processes. */
+  assert_true (container_spec_kills_all_on_exit (
+      "{\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}"));
+  assert_true (container_spec_kills_all_on_exit (
+      "{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/proc/9/ns/pid\"}]}}"));
+  assert_true (container_spec_kills_all_on_exit ("{}"));
+  assert_true (container_spec_kills_all_on_exit ("not json"));
+  assert_true (container_spec_kills_all_on_exit (NULL));
+}
+
+static void
+test_kill_all_holds_init_exit (void **state)
+{
+  (void) state;
+  struct container *c = container_new ("c1", "/b");
+  c->init.started = true;
+  c->killing_all = (struct spawn *) c; /* any non-NULL: the kill is in flight */
+  exit_now (&c->init, 0);
+  assert_null (container_next_exit (c));
+  c->killing_all = NULL;
+  assert_ptr_equal (container_next_exit (c), &c->init);
+  container_free (c);
+}
+
+static void
 test_init_exit_after_exec_exits (void **state)
 {
   (void) state;
@@ -236,6 +268,8 @@ main (void)
     cmocka_unit_test (test_every_cell_defined),
     cmocka_unit_test (test_created_init_killed_exits),
     cmocka_unit_test (test_starting_exec_holds_init_exit),
+    cmocka_unit_test (test_kill_all_from_spec),
+    cmocka_unit_test (test_kill_all_holds_init_exit),
     cmocka_unit_test (test_exit_waits_for_start),
     cmocka_unit_test (test_init_exit_after_exec_exits),
     cmocka_unit_test (test_failed_start_releases_waiters),
