@@ -118,6 +118,14 @@ process_is_init (const struct process *p)
   return p->exec_id == NULL;
 }
 
+enum process_state
+process_visible_state (const struct process *p)
+{
+  if (!process_is_init (p) && p->container->init.state == PROCESS_PAUSED)
+    return PROCESS_PAUSED;
+  return p->state;
+}
+
 struct op *
 op_new (struct container *c, struct ttrpc_call *call, const void *req,
         void (*run) (struct op *op))

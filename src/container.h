@@ -101,6 +101,8 @@ void container_remove_exec (struct container *c, struct process *p);
 /* Name used for a process in messages: the exec id or the container id. */
 const char *process_name (const struct process *p);
 bool process_is_init (const struct process *p);
+/* The state State reports: while the container is paused, so is every exec in it. */
+enum process_state process_visible_state (const struct process *p);
 
 /* Lifecycle ops run one at a time per container, in arrival order. */
 struct op *op_new (struct container *c, struct ttrpc_call *call, const void *req,

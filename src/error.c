@@ -33,6 +33,23 @@ shim_code_name (int code)
   return code_names[code];
 }
 
+const char *
+shim_code_class (int code)
+{
+  switch (code)
+    {
+    case SHIM_INVALID_ARGUMENT:
+    case SHIM_NOT_FOUND:
+    case SHIM_ALREADY_EXISTS:
+    case SHIM_FAILED_PRECONDITION:
+    case SHIM_UNAVAILABLE:
+    case SHIM_UNIMPLEMENTED:
+      return code_names[code];
+    default:
+      return NULL;
+    }
+}
+
 int
 shim_error_make (shim_error_t *err, int errno_, int code, const char *fmt, ...)
 {

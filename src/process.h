@@ -2,7 +2,7 @@
 #define CSHIM_PROCESS_H
 
 /* Process lifecycle as one table: which verb is legal in which state, the state it leads to,
- * and the exact error otherwise (containerd reads the code; users read the message). */
+ * and the exact error otherwise: the stock shim's code and text. */
 
 #include "error.h"
 
@@ -33,9 +33,8 @@ enum process_verb
 const char *process_state_name (enum process_state s);
 const char *process_verb_name (enum process_verb verb);
 
-/* 0 if verb is legal in state s, else < 0 with err set (id names the process). */
-int process_check (enum process_state s, enum process_verb verb, const char *id,
-                   shim_error_t *err);
+/* 0 if verb is legal in state s, else < 0 with err set. */
+int process_check (enum process_state s, enum process_verb verb, shim_error_t *err);
 /* State after verb succeeded in s (s itself for verbs that do not move it). */
 enum process_state process_next (enum process_state s, enum process_verb verb);
 

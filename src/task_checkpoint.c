@@ -179,7 +179,7 @@ checkpoint_run (struct op *op)
   struct task_service *svc = c->service;
   shim_error_t err = NULL;
   struct checkpoint_ctx *ck = NULL;
-  if (process_check (c->init.state, PROCESS_CHECKPOINT, c->id, &err) < 0)
+  if (process_check (c->init.state, PROCESS_CHECKPOINT, &err) < 0)
     goto fail;
   ck = checkpoint_ctx_new (c, op->req, &err);
   if (ck == NULL)

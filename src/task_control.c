@@ -46,15 +46,14 @@ task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
   const Containerd__Task__V2__KillRequest *req = (const void *) msg;
   shim_error_t err = NULL;
   struct process *p = task_find_process (svc, req->id, req->exec_id, &err);
-  if (p == NULL || process_check (p->state, PROCESS_KILL, process_name (p), &err) < 0)
+  if (p == NULL || process_check (p->state, PROCESS_KILL, &err) < 0)
     goto fail;
   if (!process_is_init (p))
     {
       /* An exec that never started has no pid; kill (0, ...) would signal the shim. */
       if (p->pid <= 0)
         {
-          shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "process %s not created",
-                           process_name (p));
+          shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "process not created");
           goto fail;
         }
       if (kill (p->pid, (int) req->signal) < 0)
@@ -132,6 +131,12 @@ int
 task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err)
 {
   cJSON *arr = cJSON_Parse (out);
+  /* A container with no process left lists as `null`: no pids, not an error. */
+  if (cJSON_IsNull (arr))
+    {
+      cJSON_Delete (arr);
+      arr = cJSON_CreateArray ();
+    }
   if (!cJSON_IsArray (arr))
     {
       cJSON_Delete (arr);
@@ -289,7 +294,7 @@ control_run (struct op *op)
   const struct control_verb *verb = op->ctx;
   shim_error_t err = NULL;
   struct runtime_io io = { SPAWN_FD_NULL, SPAWN_FD_CAPTURE, SPAWN_FD_CAPTURE, NULL, 0 };
-  if (process_check (c->init.state, verb->verb, c->id, &err) == 0
+  if (process_check (c->init.state, verb->verb, &err) == 0
       && (verb->verb != PROCESS_UPDATE || update_resources (op, &io.stdin_data, &io.stdin_len, &err) == 0))
     {
       struct runtime_call rc = { .verb = verb->runtime, .id = c->id };

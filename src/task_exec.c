@@ -165,10 +165,10 @@ start_run (struct op *op)
   shim_error_t err = NULL;
   struct process *p = container_process (c, req->exec_id);
   if (p == NULL)
-    shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
-  else if (process_check (p->state, PROCESS_START, process_name (p), &err) < 0)
+    shim_error_make (&err, 0, SHIM_NOT_FOUND, "process does not exist %s", req->exec_id);
+  else if (process_check (p->state, PROCESS_START, &err) < 0)
     p = NULL;
-  else if (!process_is_init (p) && process_check (c->init.state, PROCESS_EXEC, c->id, &err) < 0)
+  else if (!process_is_init (p) && process_check (c->init.state, PROCESS_EXEC, &err) < 0)
     p = NULL;
   if (p)
     {
@@ -266,7 +266,7 @@ exec_validate (struct container *c, const Containerd__Task__V2__ExecProcessReque
     return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "exec needs an exec id");
   if (container_process (c, req->exec_id))
     return shim_error_make (err, 0, SHIM_ALREADY_EXISTS, "id %s: already exists", req->exec_id);
-  return process_check (c->init.state, PROCESS_EXEC, c->id, err);
+  return process_check (c->init.state, PROCESS_EXEC, err);
 }
 
 static int

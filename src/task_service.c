@@ -67,7 +67,7 @@ task_find_process (struct task_service *svc, const char *id, const char *exec_id
     return NULL;
   struct process *p = container_process (c, exec_id);
   if (p == NULL)
-    shim_error_make (err, 0, SHIM_NOT_FOUND, "process %s does not exist", exec_id);
+    shim_error_make (err, 0, SHIM_NOT_FOUND, "process does not exist %s", exec_id);
   return p;
 }
 
@@ -76,7 +76,7 @@ task_get_container (struct task_service *svc, const char *id, shim_error_t *err)
 {
   struct container *c = task_find_container (svc, id);
   if (c == NULL)
-    shim_error_make (err, 0, SHIM_NOT_FOUND, "container %s not created", id);
+    shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
   return c;
 }
 
@@ -342,7 +342,7 @@ publish_delete (struct task_service *svc, struct container *c, const struct proc
   ev.pid = p->pid;
   ev.exit_status = p->exit_status;
   ev.exited_at = &ts;
-  ev.id = (char *) process_name (p);
+  /* No `id`: the stock shim names only the container in TaskDelete. */
   task_publish (svc, "/tasks/delete", &ev.base);
 }
 
@@ -391,10 +391,10 @@ delete_run (struct op *op)
   struct process *p = container_process (c, req->exec_id);
   if (p == NULL)
     {
-      shim_error_make (&err, 0, SHIM_NOT_FOUND, "process %s does not exist", req->exec_id);
+      shim_error_make (&err, 0, SHIM_NOT_FOUND, "process does not exist %s", req->exec_id);
       goto fail;
     }
-  if (process_check (p->state, PROCESS_DELETE, process_name (p), &err) < 0)
+  if (process_check (p->state, PROCESS_DELETE, &err) < 0)
     goto fail;
   /* An exit still waiting for its output to drain goes out now: TaskExit precedes
    * TaskDelete, and after Delete nobody reads that output. */
@@ -509,14 +509,14 @@ handle_state (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
   resp.id = (char *) process_name (p);
   resp.bundle = p->container->bundle;
   resp.pid = p->pid;
-  resp.status = wire_status (p->state);
+  resp.status = wire_status (process_visible_state (p));
   resp.stdin = p->stdin_path ? p->stdin_path : "";
   resp.stdout = p->stdout_path ? p->stdout_path : "";
   resp.stderr = p->stderr_path ? p->stderr_path : "";
   resp.terminal = p->terminal;
   resp.exit_status = p->exit_status;
   resp.exited_at = &ts;
-  resp.exec_id = p->exec_id ? p->exec_id : "";
+  /* exec_id stays empty, as the stock shim leaves it (the request names the process). */
   ttrpc_call_reply (call, &resp.base);
 }
 

@@ -253,6 +253,8 @@ ttrpc_call_connected (const struct ttrpc_call *call)
   return call->conn->fd >= 0;
 }
 
+static void call_fail (struct ttrpc_call *call, shim_error_t *err, bool classed);
+
 void
 ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp)
 {
@@ -281,15 +283,28 @@ ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp)
       shim_error_make (&err, 0, SHIM_RESOURCE_EXHAUSTED,
                        "message length %zu exceed maximum message size of %u", len,
                        TTRPC_MAX_DATA);
-      ttrpc_call_fail (call, &err);
+      call_fail (call, &err, false);
       return;
     }
   call_send (call, &r);
   call_free (call);
 }
 
-void
-ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err)
+/* A handler's message as the Go shim's errdefs errors read: ending with the code's class
+ * ("container not created: not found"), added unless it is there already. The server's own
+ * protocol errors stay plain, as the Go ttrpc server's are. */
+static char *
+wire_message (int code, const char *msg, bool classed)
+{
+  const char *cls = classed ? shim_code_class (code) : NULL;
+  size_t n = strlen (msg), k = cls ? strlen (cls) : 0;
+  if (cls == NULL || (n >= k + 2 && strcmp (msg + n - k, cls) == 0 && msg[n - k - 2] == ':'))
+    return xstrdup (msg);
+  return xasprintf ("%s: %s", msg, cls);
+}
+
+static void
+call_fail (struct ttrpc_call *call, shim_error_t *err, bool classed)
 {
   Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
   Ttrpc__Response r = TTRPC__RESPONSE__INIT;
@@ -297,13 +312,21 @@ ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err)
 
   /* Code 0 would read as success to the peer: an error always carries a failure code. */
   status.code = e && e->code != SHIM_OK ? e->code : SHIM_UNKNOWN;
-  status.message = e && e->msg ? e->msg : (char *) "unknown error";
-  log_debug ("ttrpc: stream %u %s failed: %s (%s)", call->stream_id, ttrpc_call_method (call),
-             status.message, shim_code_name (status.code));
+  cleanup_free char *text
+      = wire_message (status.code, e && e->msg ? e->msg : "unknown error", classed);
+  status.message = text;
+  log_debug ("ttrpc: stream %u %s failed: %s", call->stream_id, ttrpc_call_method (call),
+             status.message);
   r.status = &status;
   call_send (call, &r);
   shim_error_release (err);
   call_free (call);
+}
+
+void
+ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err)
+{
+  call_fail (call, err, true);
 }
 
 /* Answers a stream with an error before (or instead of) dispatching it. */
@@ -319,7 +342,7 @@ conn_refuse (struct ttrpc_conn *conn, uint32_t stream_id, int code, const char *
     msg = NULL;
   va_end (ap);
   shim_error_make (&err, 0, code, "%s", msg ? msg : "ttrpc protocol error");
-  ttrpc_call_fail (call_new (conn, stream_id), &err);
+  call_fail (call_new (conn, stream_id), &err, false);
 }
 
 /* Dispatch. */
@@ -375,14 +398,14 @@ conn_dispatch (struct ttrpc_conn *conn, uint32_t stream_id, const uint8_t *data,
   if (call->request == NULL)
     {
       shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "invalid ttrpc request");
-      ttrpc_call_fail (call, &err);
+      call_fail (call, &err, false);
       return;
     }
   void *arg;
   const struct ttrpc_method *m = server_lookup (s, call->request, &arg, &err);
   if (m == NULL)
     {
-      ttrpc_call_fail (call, &err);
+      call_fail (call, &err, false);
       return;
     }
   const ProtobufCBinaryData *p = &call->request->payload;
@@ -390,7 +413,7 @@ conn_dispatch (struct ttrpc_conn *conn, uint32_t stream_id, const uint8_t *data,
   if (call->msg == NULL)
     {
       shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "invalid %s request payload", m->method);
-      ttrpc_call_fail (call, &err);
+      call_fail (call, &err, false);
       return;
     }
   log_debug ("ttrpc: stream %u call %s/%s", stream_id, m->service, m->method);

@@ -59,7 +59,8 @@ bool ttrpc_call_connected (const struct ttrpc_call *call);
 /* Answer with resp (packed now; caller keeps ownership of resp; NULL sends an empty
  * payload) and free the call. A response over TTRPC_MAX_DATA becomes ResourceExhausted. */
 void ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp);
-/* Answer with (*err)->code and message, consume *err and free the call. */
+/* Answer with (*err)->code and message (ending with the code's errdefs class, as containerd
+ * expects of a shim), consume *err and free the call. */
 void ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err);
 
 #endif

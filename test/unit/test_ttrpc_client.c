@@ -253,7 +253,7 @@ test_server_error (void **state)
   call (fx, 0, "Fail", "x", 0);
   call (fx, 1, "Missing", "x", 0);
   wait_done (fx, 2);
-  expect_result (fx, 0, SHIM_FAILED_PRECONDITION, "cannot start a running process");
+  expect_result (fx, 0, SHIM_FAILED_PRECONDITION, "cannot start a running process: failed precondition");
   expect_result (fx, 1, SHIM_UNIMPLEMENTED, "method Missing");
 }
 
