@@ -268,3 +268,68 @@ def test_no_pid_namespace_init_exit_kills_the_rest(grouped, events, ids):
                what="the init's child killed")
     assert events.wait_topic(cid, "/tasks/exit").data.get("exit_status") == 3
     assert decoded(grouped.call("Delete", id_request(cid), timeout=30))["exit_status"] == 3
+
+
+# --- refusals in every state, as the stock shim answers them --------------------------------
+
+UNKNOWN = 2
+NOT_FOUND = 5
+FAILED_PRECONDITION = 9
+
+
+def expect(reply, code, message):
+    assert (reply.code, reply.message) == (code, message), reply
+
+
+def test_refusals_through_the_lifecycle(grouped, events, ids):
+    """Codes and texts (with the errdefs class containerd reads) of what each state refuses,
+    for the init and an exec; an exec reads as paused with its container; Pids of a stopped
+    task is an empty list."""
+    g, cid = grouped, ids.new()
+    expect(g.call("State", id_request("no-such-task")), NOT_FOUND,
+           "container not created: not found")
+    assert g.create(cid, ["/bin/sleep", "1000"]).ok
+    expect(g.call("Pause", id_request(cid)), UNKNOWN, "cannot pause task in created state")
+    expect(g.call("State", id_request(cid, "nope")), NOT_FOUND,
+           "process does not exist nope: not found")
+    assert g.call("Start", id_request(cid)).ok
+    expect(g.call("Start", id_request(cid)), UNKNOWN, "cannot start a running process")
+    expect(g.call("Delete", id_request(cid)), UNKNOWN, "cannot delete a running process")
+    assert g.call("Exec", exec_request(cid, "e1", ["/bin/sleep", "1000"])).ok
+    expect(g.call("Exec", exec_request(cid, "e1", ["/bin/true"])), ALREADY_EXISTS,
+           "id e1: already exists")
+    expect(g.call("Kill", kill_request(cid, "e1")), FAILED_PRECONDITION,
+           "process not created: failed precondition")
+    assert g.call("Start", id_request(cid, "e1")).ok
+    expect(g.call("Delete", id_request(cid, "e1")), UNKNOWN, "cannot delete a running process")
+
+    assert g.call("Pause", id_request(cid)).ok
+    assert g.state(cid, "e1")["status"] == "PAUSED"
+    expect(g.call("Pause", id_request(cid)), UNKNOWN, "cannot pause a paused container")
+    expect(g.call("Exec", exec_request(cid, "e2", ["/bin/true"])), UNKNOWN,
+           "cannot exec in a paused state")
+    assert g.call("Resume", id_request(cid)).ok
+    assert g.state(cid, "e1")["status"] == "RUNNING"
+
+    assert g.call("Kill", kill_request(cid)).ok
+    assert wait_status(g.call("Wait", id_request(cid), timeout=15)) == 137
+    assert wait_status(g.call("Wait", id_request(cid, "e1"), timeout=15)) == 137
+    expect(g.call("Kill", kill_request(cid)), NOT_FOUND, "process already finished: not found")
+    expect(g.call("Start", id_request(cid)), UNKNOWN, "cannot start a stopped process")
+    expect(g.call("Exec", exec_request(cid, "e3", ["/bin/true"])), UNKNOWN,
+           "cannot exec in a stopped state")
+    expect(g.call("Update", tt.update_request(cid, '{"cpu":{"shares":512}}')), UNKNOWN,
+           "cannot update a stopped container")
+    if g.runtime.name == "runc":  # crun 1.8.1's `ps` of a stopped container segfaults
+        pids = g.call("Pids", id_request(cid))
+        assert pids.ok and not tt.decode_message(pids.payload).get(1), pids
+    for _ in range(2):
+        assert g.call("CloseIO", m(fb(1, cid), fv(3, 1))).ok
+
+    assert g.call("Delete", id_request(cid, "e1")).ok
+    expect(g.call("Wait", id_request(cid, "e1")), NOT_FOUND,
+           "process does not exist e1: not found")
+    assert decoded(g.call("Delete", id_request(cid), timeout=30))["exit_status"] == 137
+    expect(g.call("Delete", id_request(cid)), NOT_FOUND, "container not created: not found")
+    deleted = events.wait_topic(cid, "/tasks/delete")
+    assert "id" not in deleted.data and deleted.data.get("exit_status") == 137
