@@ -326,6 +326,10 @@ task_delete_exec (struct op *op, struct process *p)
 {
   struct container *c = op->container;
   task_release_process (c->service, p);
+  /* Its stdio is closed before the answer: a client that returns on it (ctr exec) finds
+   * nothing of the exec held in the shim. */
+  proc_io_free (p->io);
+  p->io = NULL;
   task_reply_delete (op->call, p);
   container_remove_exec (c, p);
   container_op_done (c);
