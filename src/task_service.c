@@ -595,22 +595,39 @@ handler_for (const char *method)
   return handle_unimplemented;
 }
 
-/* Every id a request names is a containerd identifier, or the request is refused before any
- * handler runs: ids become file names and runtime arguments, and a NUL would cut the C string
- * short (the ids are read again as bytes for that). Empty ids are left to the handlers. */
+/* An id that names something new (Create's container id, Exec's exec id) must be a
+ * containerd identifier: it becomes file names and runtime arguments, so anything else is
+ * InvalidArgument before any handler runs. Any other id that is not one names nothing the
+ * shim serves: NotFound, as the lookup would answer, whatever a C string (cut at a NUL) would
+ * have found. The ids are read again as bytes for that; empty ids are left to the handlers. */
+static int
+check_id (const ProtobufCBinaryData *id, bool names_new, bool exec, shim_error_t *err)
+{
+  if (id->len == 0 || ident_valid ((const char *) id->data, id->len))
+    return 0;
+  if (names_new)
+    return ident_check (exec ? "exec id" : "container id", (const char *) id->data, id->len,
+                        err);
+  if (exec)
+    return shim_error_make (err, 0, SHIM_NOT_FOUND, "process does not exist %.*s",
+                            (int) strnlen ((const char *) id->data, id->len), (const char *) id->data);
+  return shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
+}
+
 static int
 check_ids (struct ttrpc_call *call, const ProtobufCMessage *msg, shim_error_t *err)
 {
+  const char *method = ttrpc_call_method (call);
+  /* Connect answers for any id (task_pid 0 when it serves none). */
+  if (strcmp (method, "Connect") == 0)
+    return 0;
   ProtobufCBinaryData payload = ttrpc_call_payload (call);
   Cshim__TaskIds *ids = cshim__task_ids__unpack (NULL, payload.len, payload.data);
   if (ids == NULL) /* field 2 is not a string in this request (Shutdown's `now`) */
     return 0;
-  int ret = 0;
-  if (ids->id.len > 0)
-    ret = ident_check ("container id", (const char *) ids->id.data, ids->id.len, err);
-  if (ret == 0 && ids->exec_id.len > 0
-      && protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "exec_id"))
-    ret = ident_check ("exec id", (const char *) ids->exec_id.data, ids->exec_id.len, err);
+  int ret = check_id (&ids->id, strcmp (method, "Create") == 0, false, err);
+  if (ret == 0 && protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "exec_id"))
+    ret = check_id (&ids->exec_id, strcmp (method, "Exec") == 0, true, err);
   cshim__task_ids__free_unpacked (ids, NULL);
   return ret;
 }

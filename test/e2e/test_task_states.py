@@ -17,8 +17,11 @@ from cshim_e2e import STOCK, pid_alive, pids_with_args, run_detached, wait_until
 
 m, fb, fv = tt.message, tt.field_bytes, tt.field_varint
 
+UNKNOWN = 2
 INVALID_ARGUMENT = 3
+NOT_FOUND = 5
 ALREADY_EXISTS = 6
+FAILED_PRECONDITION = 9
 PROCESS_SPEC_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
 
 
@@ -205,13 +208,22 @@ def test_bad_exec_id_refused(grouped, events, which):
 
     assert reply.code == INVALID_ARGUMENT, reply
     assert "invalid exec id" in reply.message
-    for method in ("Start", "Kill", "State", "Delete", "Wait"):
-        refused = grouped.call(method, id_request(host, bad))
-        assert refused.code == INVALID_ARGUMENT, (method, refused)
     assert bundle_files(bundle) == before
     assert bundle_files(bundle.parent) == parent_before
+    # Such an id names nothing: lookups are NotFound, whatever a C string would make of it.
+    assert grouped.call("Exec", exec_request(host, "ok", ["/bin/sleep", "1000"])).ok
+    for method in ("Start", "Kill", "State", "Delete", "Wait"):
+        refused = grouped.call(method, id_request(host, bad))
+        assert refused.code == NOT_FOUND and refused.message.endswith(": not found"), \
+            (method, refused)
+    assert grouped.state(host, "ok")["status"] == "CREATED"
+    assert grouped.call("Delete", id_request(host, "ok")).ok
     assert grouped.state(host)["status"] == "RUNNING"
-    assert not any(e.topic.startswith("/tasks/exec") for e in events.for_container(host))
+    events.wait_for(lambda e: e.topic == "/tasks/exec-added" and e.concerns(host),
+                    what="TaskExecAdded of ok")
+    added = [e.data.get("exec_id") for e in events.for_container(host)
+             if e.topic == "/tasks/exec-added"]
+    assert added == ["ok"], added
 
 
 @pytest.mark.cshim_only
@@ -224,6 +236,7 @@ def test_bad_container_id_refused(grouped, runtime, which):
 
     assert reply.code == INVALID_ARGUMENT, reply
     assert "invalid container id" in reply.message
+    assert grouped.call("State", id_request(bad)).code == NOT_FOUND
     assert bundle_files(bundle) == ["config.json"]
     assert not list(runtime.root.rglob("escaped")) and not list(runtime.root.rglob("ok*"))
 
@@ -271,11 +284,6 @@ def test_no_pid_namespace_init_exit_kills_the_rest(grouped, events, ids):
 
 
 # --- refusals in every state, as the stock shim answers them --------------------------------
-
-UNKNOWN = 2
-NOT_FOUND = 5
-FAILED_PRECONDITION = 9
-
 
 def expect(reply, code, message):
     assert (reply.code, reply.message) == (code, message), reply
