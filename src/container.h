@@ -64,6 +64,7 @@ struct op
   struct spawn *spawn; /* the runtime call in flight, if any */
   struct process *process;
   const void *ctx; /* what the op's run() needs beyond the request */
+  bool exit_unreported; /* Delete: its process had not exited when the Delete began */
 };
 TAILQ_HEAD (op_queue, op);
 

@@ -1,6 +1,8 @@
 /* Checkpoint: the runtime's `checkpoint` (CRIU) on the container's op queue. Restore is the
  * other half: Create records the image and Start runs the runtime's `restore` (task_exec.c). */
 
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@ struct checkpoint_ctx
   char *cgroups_mode;
   char **empty_ns;
   bool exit;
+  bool own_work; /* work_path is the default one: removed after the call, as the stock shim does */
 };
 
 static void
@@ -125,6 +128,7 @@ checkpoint_ctx_new (const struct container *c, const Containerd__Task__V2__Check
   if (ck->work_path == NULL || ck->work_path[0] == '\0')
     {
       free (ck->work_path);
+      ck->own_work = c->opts.criu_work_path == NULL;
       ck->work_path = c->opts.criu_work_path ? xstrdup (c->opts.criu_work_path)
                                              : xasprintf ("%s/criu-work", c->bundle);
     }
@@ -148,6 +152,24 @@ keep_dump_log (const struct container *c, const struct checkpoint_ctx *ck)
     write_file_atomic (dst, text, len, 0600, NULL);
 }
 
+static int
+remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) flag;
+  (void) ftw;
+  remove (path);
+  return 0;
+}
+
+/* A default work dir only holds CRIU's scratch files (dump.log is kept apart). */
+static void
+drop_work_dir (const struct checkpoint_ctx *ck)
+{
+  if (ck->own_work)
+    nftw (ck->work_path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void
 checkpoint_done_cb (struct runtime_result *res, void *arg)
 {
@@ -168,6 +190,7 @@ checkpoint_done_cb (struct runtime_result *res, void *arg)
       task_publish (c->service, "/tasks/checkpointed", &ev.base);
       task_reply_empty (op->call);
     }
+  drop_work_dir (ck);
   checkpoint_ctx_free (ck);
   container_op_done (c);
 }
@@ -193,6 +216,7 @@ checkpoint_run (struct op *op)
                            checkpoint_done_cb, op, &err);
   if (op->spawn)
     return;
+  drop_work_dir (ck);
   checkpoint_ctx_free (ck);
 fail:
   ttrpc_call_fail (op->call, &err);

@@ -374,6 +374,13 @@ delete_done_cb (struct runtime_result *res, void *arg)
     }
   struct process *p = &c->init;
   p->state = PROCESS_DELETED;
+  /* An exit the runtime's delete caused (it kills a created init) went out as TaskExit, but
+   * is not what Delete reports: as in the stock shim, that is the exit from before it. */
+  if (op->exit_unreported)
+    {
+      p->exit_status = 0;
+      p->exited_at = (struct timespec){ 0, 0 };
+    }
   publish_delete (svc, c, p);
   task_reply_delete (op->call, p);
   if (svc->shim->task_deleted)
@@ -405,6 +412,7 @@ delete_run (struct op *op)
       task_delete_exec (op, p);
       return;
     }
+  op->exit_unreported = !p->exited;
   struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id };
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
