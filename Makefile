@@ -165,8 +165,7 @@ CRI_PROTO   := $(DEBIAN_DIR)/trixie/golang-github-kubernetes-cri-api-dev/usr/sha
 
 .PHONY: cri cri-deps
 cri-deps:
-	scripts/fetch-debian trixie containerd $(DEBIAN_DIR)/trixie
-	scripts/fetch-debian sid containerd $(DEBIAN_DIR)/sid
+	scripts/fetch-containerd
 	scripts/fetch-debian trixie golang-github-kubernetes-cri-api-dev $(DEBIAN_DIR)/trixie
 	scripts/cri-stubs $(CRI_PROTO) build/cri-api
 

@@ -12,8 +12,8 @@ import pytest
 
 from cri_env import (APP_REF, CRI_TIMEOUT, CRUN_REASON, REPO, VERSIONS,
                      CriContainerd, import_images, load_stubs, write_handler_configs)
-from cshim_e2e import (ARTIFACTS, ASAN, build_dir, cgroup_dirs, mounts_under, run,
-                       shim_binary)
+from cshim_e2e import (ARTIFACTS, ASAN, build_dir, cgroup_dirs, containerd_bin_dir,
+                       mounts_under, run, shim_binary)
 
 import grpc
 
@@ -98,7 +98,7 @@ class Cri:
         return getattr(self.runtime, method)(request, timeout=CRI_TIMEOUT)
 
     def handler_allowed(self, handler):
-        return handler == "runc" or VERSIONS[self.version][2]
+        return handler == "runc" or VERSIONS[self.version][1]
 
     def run_pod(self, handler, pid_mode="CONTAINER"):
         pb = self.pb
@@ -183,8 +183,8 @@ class Cri:
 def cri(request, base_dir, rootfs, sanitizer_env):
     """A CRI client of a private containerd of the given version (cshim handlers)."""
     version = request.param
-    bindir = VERSIONS[version][0]
-    if not os.access(Path(bindir) / "containerd", os.X_OK):
+    bindir = containerd_bin_dir(VERSIONS[version][0]) or Path("/usr/bin")
+    if not os.access(bindir / "containerd", os.X_OK):
         pytest.fail(f"containerd {version} not found in {bindir}: run `make cri`",
                     pytrace=False)
     binary = shim_binary()

@@ -3,17 +3,15 @@ containerd version of the matrix, plus a small CRI client. Reuses test/e2e's hel
 
 import io
 import json
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "test" / "e2e"))
 
-from cshim_e2e import (Containerd, build_oci_archive,  # noqa: E402
-                       pids_with_args, process_argv, shim_binary)
+from cshim_e2e import (Containerd, build_oci_archive, config_common,  # noqa: E402
+                       config_format, pids_with_args, process_argv, shim_binary)
 
 STUBS = REPO / "build" / "cri-api"
 NAMESPACE = "k8s.io"
@@ -21,40 +19,18 @@ PAUSE_REF = "localhost/cshim-cri/pause:1"
 APP_REF = "localhost/cshim-cri/busybox:1"
 CRI_TIMEOUT = 60
 
-# label -> (directory with containerd and ctr, config flavour, crun usable, shim sandboxer)
+# label -> (containerd build of the e2e matrix, crun usable, shim sandboxer)
 VERSIONS = {
-    "1.6": ("/usr/bin", "v2", True, False),
-    "1.7": (REPO / "build/debian/trixie/containerd/usr/bin", "v2", False, False),
-    "2.1": (REPO / "build/debian/sid/containerd/usr/bin", "v3", False, False),
-    "2.1-shim": (REPO / "build/debian/sid/containerd/usr/bin", "v3", False, True),
+    "1.6": ("1.6", True, False),
+    "1.7": ("1.7", False, False),
+    "2.1": ("2.x", False, False),
+    "2.1-shim": ("2.x", False, True),
 }
 CRUN_REASON = ("Debian 12's crun 1.8.1 refuses the OCI spec version containerd 1.7+ writes "
                "(\"unknown version specified\")")
 
-COMMON = """\
-root = "{dir}/root"
-state = "{dir}/state"
-disabled_plugins = [
-  "io.containerd.nri.v1.nri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "{sock}"
-
-[ttrpc]
-  address = "{sock}.ttrpc"
-
-[debug]
-  address = ""
-  level = "debug"
-
-[metrics]
-  address = ""
-"""
+# Besides CRI's own, plugins these tests never use.
+UNUSED_PLUGINS = ("io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.aufs")
 
 RUNTIME_V2 = """
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
@@ -66,9 +42,6 @@ RUNTIME_V2 = """
 CONFIG_V2 = """\
 version = 2
 {common}
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{dir}/opt"
-
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   restrict_oom_score_adj = true
@@ -157,19 +130,15 @@ class CriContainerd(Containerd):
     cshim-runc and cshim-crun, each with its cshim JSON config."""
 
     def __init__(self, directory, version, handlers, path_prefix, extra_env=None):
-        super().__init__(directory, f"cri-{version}", path_prefix, extra_env, NAMESPACE)
-        bindir, self.flavour, _, self.shim_sandboxer = VERSIONS[version]
-        self.bindir = Path(bindir)
+        build, _, self.shim_sandboxer = VERSIONS[version]
+        super().__init__(directory, f"cri-{version}", path_prefix, extra_env, NAMESPACE,
+                         build=build)
         self.handlers = handlers  # name -> {config: cshim JSON config, binary, root}
-
-    def ctr_argv(self, *args, namespace=None):
-        return [str(self.bindir / "ctr"), "-a", self.sock, "-n", namespace or self.namespace,
-                *[str(a) for a in args]]
 
     def config_text(self):
         fmt = dict(dir=self.dir, sock=self.sock)
-        common = COMMON.format(**fmt)
-        if self.flavour == "v2":
+        common = config_common(self.dir, self.sock, UNUSED_PLUGINS)
+        if config_format(self.build) == 2:
             runtimes = "".join(RUNTIME_V2.format(name=n, **h) for n, h in self.handlers.items())
             return CONFIG_V2.format(common=common, pause=PAUSE_REF, runtimes=runtimes, **fmt)
         template = RUNTIME_V3_SHIM if self.shim_sandboxer else RUNTIME_V3
@@ -177,7 +146,7 @@ class CriContainerd(Containerd):
         return CONFIG_V3.format(common=common, pause=PAUSE_REF, runtimes=runtimes, **fmt)
 
     def start(self, timeout=60.0):
-        for sub in ("root", "state", "opt", "cni/bin", "cni/conf"):
+        for sub in ("cni/bin", "cni/conf"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if self.shim_sandboxer:
             alias = self.dir / "bin/containerd-shim-runc-v2"
@@ -189,23 +158,7 @@ class CriContainerd(Containerd):
             plugin.chmod(0o755)
             (self.dir / "cni/bin/loopback").symlink_to(plugin.name)
             (self.dir / "cni/conf/10-cshim-cri.conflist").write_text(FAKE_CNI_CONF)
-        config = self.dir / "config.toml"
-        config.write_text(self.config_text())
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(self.bindir / "containerd"), "--config", str(config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env(), start_new_session=True)
-        (self.dir / "containerd.pid").write_text(f"{self.proc.pid}\n")
-        Containerd.live.append(self)
-        deadline = time.monotonic() + timeout
-        while self.ctr("version", check=False, timeout=5).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"containerd ({self.label}) did not come up:\n"
-                                   + self.log_tail(30))
-            time.sleep(0.05)
-        return self
+        return super().start(timeout)
 
     def shims(self):
         """{pid: -id argument} of the shim daemons serving this containerd."""

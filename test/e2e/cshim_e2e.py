@@ -465,12 +465,21 @@ _CONFIG_FORMATS = {
 }
 
 
+def config_format(build=CONTAINERD):
+    """The config file format version of build (2 for 1.x, 3 for 2.x)."""
+    return _CONFIG_FORMATS["2.x" if build.startswith("2.") else "1.x"][0]
+
+
+def config_common(directory, sock, disabled=()):
+    """The part of a private config every containerd version shares (after `version`)."""
+    names = ", ".join(f'"{p}"' for p in (*disabled, *_UNUSED_SNAPSHOTTERS))
+    return _CONFIG_COMMON.format(dir=directory, sock=sock, disabled=names)
+
+
 def containerd_config(directory, sock, build=CONTAINERD):
     """The private config file text for build, with the CRI plugin disabled."""
     version, cri = _CONFIG_FORMATS["2.x" if build.startswith("2.") else "1.x"]
-    disabled = ", ".join(f'"{p}"' for p in (*cri, *_UNUSED_SNAPSHOTTERS))
-    return f"version = {version}\n" + _CONFIG_COMMON.format(dir=directory, sock=sock,
-                                                           disabled=disabled)
+    return f"version = {version}\n" + config_common(directory, sock, cri)
 
 
 class Containerd:
