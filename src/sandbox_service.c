@@ -211,12 +211,18 @@ pause_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
 
 /* ---- handlers ---- */
 
-static int
-check_id (const struct sandbox_service *sb, const char *id, shim_error_t *err)
+/* The sandbox a request names, or NULL once call has been answered NotFound (what containerd
+ * reads as "already gone"). */
+static struct sandbox_service *
+sandbox_for (struct ttrpc_call *call, void *arg, const char *id)
 {
-  if (sb->state == SANDBOX_NONE || strcmp (sb->id, id) != 0)
-    return shim_error_make (err, 0, SHIM_NOT_FOUND, "sandbox %s not found", id);
-  return 0;
+  struct sandbox_service *sb = arg;
+  if (sb->state != SANDBOX_NONE && strcmp (sb->id, id) == 0)
+    return sb;
+  shim_error_t err = NULL;
+  shim_error_make (&err, 0, SHIM_NOT_FOUND, "sandbox %s not found", id);
+  ttrpc_call_fail (call, &err);
+  return NULL;
 }
 
 static void
@@ -247,24 +253,15 @@ handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 static void
 handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__StartSandboxRequest *req = (const void *) msg;
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
   if (sb->state != SANDBOX_CREATED)
-    {
-      shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "sandbox %s was already started",
-                       sb->id);
-      {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
-    }
-  pid_t pid = sandbox_pause_spawn (sb->netns_path, &err);
+    shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "sandbox %s was already started",
+                     sb->id);
+  pid_t pid = err ? -1 : sandbox_pause_spawn (sb->netns_path, &err);
   if (pid < 0)
     {
       ttrpc_call_fail (call, &err);
@@ -287,14 +284,10 @@ handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 static void
 handle_platform (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__PlatformRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   Containerd__Types__Platform platform = CONTAINERD__TYPES__PLATFORM__INIT;
   platform.os = (char *) "linux";
   platform.architecture = (char *) GOARCH;
@@ -308,14 +301,10 @@ handle_platform (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg
 static void
 handle_stop (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__StopSandboxRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   log_info ("sandbox %s: stop", sb->id);
   if (pause_alive (sb))
     {
@@ -331,14 +320,10 @@ handle_stop (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 static void
 handle_wait (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__WaitSandboxRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   if (sb->state == SANDBOX_STOPPED || sb->state == SANDBOX_SHUTDOWN)
     reply_wait (sb, call);
   else
@@ -359,14 +344,10 @@ status_info (const struct sandbox_service *sb)
 static void
 handle_status (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__SandboxStatusRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   Google__Protobuf__Timestamp exited = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   pb_timestamp_set (&created, &sb->created_at);
@@ -400,28 +381,20 @@ handle_status (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 static void
 handle_ping (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__PingRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   ttrpc_call_reply (call, NULL);
 }
 
 static void
 handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__ShutdownSandboxRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   log_info ("sandbox %s: shutdown", sb->id);
   if (pause_alive (sb))
     kill (sb->pid, SIGKILL);
@@ -438,14 +411,10 @@ handle_shutdown (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg
 static void
 handle_metrics (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 {
-  struct sandbox_service *sb = arg;
   const Containerd__Runtime__Sandbox__V1__SandboxMetricsRequest *req = (const void *) msg;
-  shim_error_t err = NULL;
-  if (check_id (sb, req->sandbox_id, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
+  struct sandbox_service *sb = sandbox_for (call, arg, req->sandbox_id);
+  if (sb == NULL)
+    return;
   /* The pause process uses next to nothing; the pod's usage is its containers' (Stats). */
   struct timespec now = now_realtime ();
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
