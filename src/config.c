@@ -464,6 +464,18 @@ config_apply_start_options (struct task_options *o, const char *bundle, shim_err
   return config_apply_any (o, (const Google__Protobuf__Any *) any, err);
 }
 
+/* An OCI spec is small, but mounts and hooks can add up. */
+#define CONFIG_SPEC_MAX (16u << 20)
+
+char *
+config_read_spec (const char *bundle)
+{
+  cleanup_free char *path = xasprintf ("%s/config.json", bundle);
+  char *spec = NULL;
+  read_file (path, CONFIG_SPEC_MAX, &spec, NULL, NULL);
+  return spec;
+}
+
 char *
 config_to_json (const struct task_options *o)
 {

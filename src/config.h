@@ -57,6 +57,8 @@ struct cJSON *config_toml_to_json (const char *text, const char *origin, shim_er
 int config_apply_start_options (struct task_options *o, const char *bundle, shim_error_t *err);
 
 /* Serializes to our JSON config format (what config_apply_json reads back). */
+/* The bundle's OCI spec (config.json) as text, or NULL when it cannot be read. */
+char *config_read_spec (const char *bundle);
 char *config_to_json (const struct task_options *o);
 int config_save (const struct task_options *o, const char *bundle, shim_error_t *err);
 int config_load (struct task_options *o, const char *bundle, shim_error_t *err);

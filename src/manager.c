@@ -318,9 +318,7 @@ int
 manager_start (const struct shim_args *args, shim_error_t *err)
 {
   const char *bundle = args->bundle ? args->bundle : ".";
-  cleanup_free char *spec_path = xasprintf ("%s/config.json", bundle);
-  cleanup_free char *spec = NULL;
-  read_file (spec_path, 16u << 20, &spec, NULL, NULL);
+  cleanup_free char *spec = config_read_spec (bundle);
   cleanup_free char *key = manager_group_key (spec, args->id);
   cleanup_free char *address = manager_socket_address (args->address, args->namespace, key);
   bool bootstrap = save_start_options (args, bundle);

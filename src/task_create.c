@@ -19,9 +19,6 @@
 #include "ttrpc_server.h"
 #include "util.h"
 
-/* An OCI spec is small, but mounts and hooks can add up. */
-#define SPEC_MAX (16u << 20)
-
 /* ---- Create ---- */
 
 static int
@@ -151,9 +148,7 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
 {
   if (req->checkpoint && req->checkpoint[0])
     c->checkpoint = xstrdup (req->checkpoint);
-  cleanup_free char *spec_path = xasprintf ("%s/config.json", c->bundle);
-  cleanup_free char *spec = NULL;
-  read_file (spec_path, SPEC_MAX, &spec, NULL, NULL);
+  cleanup_free char *spec = config_read_spec (c->bundle);
   c->kill_all_on_exit = container_spec_kills_all_on_exit (spec);
   if (config_apply_start_options (&c->opts, c->bundle, err) < 0
       || config_apply_any (&c->opts, req->options, err) < 0

@@ -21,7 +21,6 @@
 #include "util.h"
 
 #define PROCESS_SPEC_TYPE "types.containerd.io/opencontainers/runtime-spec/1/Process"
-#define SPEC_MAX (1u << 20)
 
 static char *
 exec_pid_file (const struct process *p)
