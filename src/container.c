@@ -118,6 +118,12 @@ process_is_init (const struct process *p)
   return p->exec_id == NULL;
 }
 
+int
+process_check_resize (const struct process *p, shim_error_t *err)
+{
+  return process_is_init (p) ? 0 : process_check (p->state, PROCESS_RESIZE, err);
+}
+
 enum process_state
 process_visible_state (const struct process *p)
 {

@@ -102,6 +102,9 @@ void container_remove_exec (struct container *c, struct process *p);
 /* Name used for a process in messages: the exec id or the container id. */
 const char *process_name (const struct process *p);
 bool process_is_init (const struct process *p);
+/* 0 if p may be resized now, else < 0 with err: as in the stock shim, an exec refuses once it
+ * exited (its state decides), the init resizes whatever its state. */
+int process_check_resize (const struct process *p, shim_error_t *err);
 /* The state State reports: while the container is paused, so is every exec in it. */
 enum process_state process_visible_state (const struct process *p);
 

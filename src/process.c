@@ -12,7 +12,8 @@ static const char *const state_names[PROCESS_N_STATES] = {
 static const char *const verb_names[PROCESS_N_VERBS] = {
   [PROCESS_START] = "start",   [PROCESS_KILL] = "kill",     [PROCESS_PAUSE] = "pause",
   [PROCESS_RESUME] = "resume", [PROCESS_DELETE] = "delete", [PROCESS_EXEC] = "exec",
-  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint", [PROCESS_EXIT] = "exit",
+  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint", [PROCESS_RESIZE] = "resize",
+  [PROCESS_EXIT] = "exit",
 };
 
 struct transition
@@ -40,6 +41,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_EXEC] = STAY,
     [PROCESS_UPDATE] = STAY,
     [PROCESS_CHECKPOINT] = BAD ("cannot checkpoint a task in created state"),
+    [PROCESS_RESIZE] = STAY,
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_RUNNING] = {
@@ -51,6 +53,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_EXEC] = STAY,
     [PROCESS_UPDATE] = STAY,
     [PROCESS_CHECKPOINT] = STAY,
+    [PROCESS_RESIZE] = STAY,
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_PAUSED] = {
@@ -62,6 +65,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_EXEC] = BAD ("cannot exec in a paused state"),
     [PROCESS_UPDATE] = STAY,
     [PROCESS_CHECKPOINT] = STAY,
+    [PROCESS_RESIZE] = STAY,
     [PROCESS_EXIT] = OK (PROCESS_STOPPED),
   },
   [PROCESS_STOPPED] = {
@@ -73,6 +77,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_EXEC] = BAD ("cannot exec in a stopped state"),
     [PROCESS_UPDATE] = BAD ("cannot update a stopped container"),
     [PROCESS_CHECKPOINT] = BAD ("cannot checkpoint a stopped container"),
+    [PROCESS_RESIZE] = BAD ("cannot resize a stopped container"),
     [PROCESS_EXIT] = STAY,
   },
   [PROCESS_DELETED] = {
@@ -84,6 +89,7 @@ static const struct transition table[PROCESS_N_STATES][PROCESS_N_VERBS] = {
     [PROCESS_EXEC] = BAD ("cannot exec in a deleted state"),
     [PROCESS_UPDATE] = BAD ("cannot update a deleted process"),
     [PROCESS_CHECKPOINT] = BAD ("cannot checkpoint a deleted process"),
+    [PROCESS_RESIZE] = BAD ("cannot resize a deleted process"),
     [PROCESS_EXIT] = STAY,
   },
 };

@@ -26,6 +26,7 @@ enum process_verb
   PROCESS_EXEC,   /* exec a new process in this (init) process's container */
   PROCESS_UPDATE,
   PROCESS_CHECKPOINT,
+  PROCESS_RESIZE, /* ResizePty */
   PROCESS_EXIT,   /* the process was reaped */
   PROCESS_N_VERBS,
 };

@@ -382,10 +382,8 @@ task_handle_resize_pty (struct ttrpc_call *call, const ProtobufCMessage *msg, vo
   const Containerd__Task__V2__ResizePtyRequest *req = (const void *) msg;
   shim_error_t err = NULL;
   struct process *p = task_find_process (arg, req->id, req->exec_id, &err);
-  /* As in the stock shim, an exec that has exited refuses (the init never does). */
-  if (p && !process_is_init (p) && p->state == PROCESS_STOPPED)
-    shim_error_make (&err, 0, SHIM_UNKNOWN, "cannot resize a stopped container");
-  if (err || proc_io_resize (p->io, req->width, req->height, &err) < 0)
+  if (p == NULL || process_check_resize (p, &err) < 0
+      || proc_io_resize (p->io, req->width, req->height, &err) < 0)
     {
       ttrpc_call_fail (call, &err);
       return;

@@ -176,6 +176,26 @@ test_exec_paused_with_container (void **state)
 }
 
 static void
+test_resize_refused_once_exec_exited (void **state)
+{
+  (void) state;
+  shim_error_t err = NULL;
+  struct container *c = container_new ("c1", "/b");
+  struct process *e = container_add_exec (c, "e1");
+  e->state = PROCESS_RUNNING;
+  assert_int_equal (process_check_resize (e, &err), 0);
+  e->state = PROCESS_STOPPED;
+  assert_true (process_check_resize (e, &err) < 0);
+  assert_int_equal (err->code, SHIM_UNKNOWN);
+  assert_string_equal (err->msg, "cannot resize a stopped container");
+  shim_error_release (&err);
+  /* The init resizes its console whatever its state, as the stock shim's does. */
+  c->init.state = PROCESS_STOPPED;
+  assert_int_equal (process_check_resize (&c->init, &err), 0);
+  container_free (c);
+}
+
+static void
 test_init_exit_after_exec_exits (void **state)
 {
   (void) state;
@@ -289,6 +309,7 @@ main (void)
     cmocka_unit_test (test_kill_all_from_spec),
     cmocka_unit_test (test_kill_all_holds_init_exit),
     cmocka_unit_test (test_exec_paused_with_container),
+    cmocka_unit_test (test_resize_refused_once_exec_exited),
     cmocka_unit_test (test_exit_waits_for_start),
     cmocka_unit_test (test_init_exit_after_exec_exits),
     cmocka_unit_test (test_failed_start_releases_waiters),
