@@ -124,6 +124,15 @@ process_check_resize (const struct process *p, shim_error_t *err)
   return process_is_init (p) ? 0 : process_check (p->state, PROCESS_RESIZE, err);
 }
 
+int
+container_check_exec_start (const struct container *c, shim_error_t *err)
+{
+  if (c->init.state == PROCESS_STOPPED || c->init.state == PROCESS_DELETED)
+    return shim_error_make (err, 0, SHIM_FAILED_PRECONDITION,
+                            "container %s init process is not running", c->id);
+  return process_check (c->init.state, PROCESS_EXEC, err);
+}
+
 enum process_state
 process_visible_state (const struct process *p)
 {

@@ -105,6 +105,9 @@ bool process_is_init (const struct process *p);
 /* 0 if p may be resized now, else < 0 with err: as in the stock shim, an exec refuses once it
  * exited (its state decides), the init resizes whatever its state. */
 int process_check_resize (const struct process *p, shim_error_t *err);
+/* 0 if an exec of c may start now: only while the init still runs. Once the init exited the
+ * refusal is FailedPrecondition, as containerd 1.7+'s shim answers. */
+int container_check_exec_start (const struct container *c, shim_error_t *err);
 /* The state State reports: while the container is paused, so is every exec in it. */
 enum process_state process_visible_state (const struct process *p);
 

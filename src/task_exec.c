@@ -155,17 +155,6 @@ start_io_ready_cb (shim_error_t err, void *arg)
   container_op_done (c);
 }
 
-/* An exec added while its container ran starts only while the init still runs; once that
- * exited, the refusal is upstream's FailedPrecondition. */
-static int
-exec_start_check (struct container *c, shim_error_t *err)
-{
-  if (c->init.state == PROCESS_STOPPED || c->init.state == PROCESS_DELETED)
-    return shim_error_make (err, 0, SHIM_FAILED_PRECONDITION,
-                            "container %s init process is not running", c->id);
-  return process_check (c->init.state, PROCESS_EXEC, err);
-}
-
 static void
 start_run (struct op *op)
 {
@@ -178,7 +167,7 @@ start_run (struct op *op)
     shim_error_make (&err, 0, SHIM_NOT_FOUND, "process does not exist %s", req->exec_id);
   else if (process_check (p->state, PROCESS_START, &err) < 0)
     p = NULL;
-  else if (!process_is_init (p) && exec_start_check (c, &err) < 0)
+  else if (!process_is_init (p) && container_check_exec_start (c, &err) < 0)
     p = NULL;
   if (p)
     {

@@ -196,6 +196,26 @@ test_resize_refused_once_exec_exited (void **state)
 }
 
 static void
+test_exec_start_needs_running_init (void **state)
+{
+  (void) state;
+  shim_error_t err = NULL;
+  struct container *c = container_new ("c1", "/b");
+  c->init.state = PROCESS_RUNNING;
+  assert_int_equal (container_check_exec_start (c, &err), 0);
+  c->init.state = PROCESS_PAUSED;
+  assert_true (container_check_exec_start (c, &err) < 0);
+  assert_int_equal (err->code, SHIM_UNKNOWN);
+  shim_error_release (&err);
+  c->init.state = PROCESS_STOPPED;
+  assert_true (container_check_exec_start (c, &err) < 0);
+  assert_int_equal (err->code, SHIM_FAILED_PRECONDITION);
+  assert_string_equal (err->msg, "container c1 init process is not running");
+  shim_error_release (&err);
+  container_free (c);
+}
+
+static void
 test_init_exit_after_exec_exits (void **state)
 {
   (void) state;
@@ -310,6 +330,7 @@ main (void)
     cmocka_unit_test (test_kill_all_holds_init_exit),
     cmocka_unit_test (test_exec_paused_with_container),
     cmocka_unit_test (test_resize_refused_once_exec_exited),
+    cmocka_unit_test (test_exec_start_needs_running_init),
     cmocka_unit_test (test_exit_waits_for_start),
     cmocka_unit_test (test_init_exit_after_exec_exits),
     cmocka_unit_test (test_failed_start_releases_waiters),
