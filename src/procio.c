@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -16,6 +17,11 @@
 #include "util.h"
 
 #define PUMP_CHUNK (64 * 1024)
+/* How often an ended output stream looks whether its reader has taken the last bytes, and
+ * for how long at most (a reader that stopped reading must not keep the stream, or the
+ * loop's timer, alive). */
+#define PUMP_FLUSH_POLL_MS 2
+#define PUMP_FLUSH_MAX_MS 2000
 /* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
  * keep the loop from everything else. The read event is level-triggered: the rest follows on
  * the next turn. */
@@ -28,6 +34,8 @@ struct pump
   struct proc_io *io;
   int src, dst;
   struct event *ev_read, *ev_write;
+  struct event *flush_timer; /* the source ended, the sink's reader has bytes left to take */
+  uint64_t flush_until;      /* monotonic ms */
   char *buf; /* fallback only */
   size_t buf_len;
   bool use_splice;
@@ -369,6 +377,7 @@ pump_close (struct pump *p)
   if (p->ev_write)
     event_free (p->ev_write);
   p->ev_read = p->ev_write = NULL;
+  event_freep (&p->flush_timer);
   close_fd (&p->src);
   close_fd (&p->dst);
   free (p->buf);
@@ -489,6 +498,57 @@ pump_discard (struct pump *p)
     }
 }
 
+/* Bytes still in an output's pipe sink (a FIFO or a logger's pipe) that its reader has not
+ * taken; 0 for any other sink. */
+static int
+sink_unread (const struct pump *p)
+{
+  struct stat st;
+  int unread = 0;
+  if (p == &p->io->in || p->dst < 0 || fstat (p->dst, &st) < 0 || !S_ISFIFO (st.st_mode)
+      || ioctl (p->dst, FIONREAD, &unread) < 0)
+    return 0;
+  return unread;
+}
+
+static void
+flush_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct pump *p = arg;
+  (void) fd;
+  (void) what;
+  if (sink_unread (p) > 0 && now_monotonic_ms () < p->flush_until)
+    {
+      struct timeval tv = timeval_from_ms (PUMP_FLUSH_POLL_MS);
+      evtimer_add (p->flush_timer, &tv);
+      return;
+    }
+  pump_close (p);
+}
+
+/* The source ended. The stream is done only once the reader has taken every byte from the
+ * sink: a client such as ctr closes its end of the FIFO when it learns of the exit, and
+ * whatever it had not read yet would be lost. The drain deadline still ends the wait for a
+ * reader that never takes them. */
+static void
+pump_finish (struct pump *p)
+{
+  if (sink_unread (p) == 0)
+    {
+      pump_close (p);
+      return;
+    }
+  event_del (p->ev_read);
+  event_del (p->ev_write);
+  if (p->flush_timer == NULL)
+    p->flush_timer = evtimer_new (p->io->base, flush_cb, p);
+  p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
+  if (p->flush_timer)
+    flush_cb (-1, 0, p);
+  else
+    pump_close (p);
+}
+
 static void
 pump_step (struct pump *p)
 {
@@ -497,7 +557,7 @@ pump_step (struct pump *p)
     r = pump_discard (p);
   if (r < 0)
     {
-      pump_close (p);
+      pump_finish (p);
       return;
     }
   if (r == 0)
