@@ -26,16 +26,16 @@ GEN_C       := $(addprefix $(BUILD)/gen/,$(PROTOS:.proto=.pb-c.c) $(WKT:.proto=.
 GEN_H       := $(GEN_C:.c=.h)
 GEN_O       := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 
-SRC         := $(sort $(wildcard src/*.c))
+SRC         := $(sort $(wildcard src/*/*.c))
 SRC_EXCLUDE ?=
-LIB_SRC     := $(filter-out src/main.c $(SRC_EXCLUDE),$(SRC))
+LIB_SRC     := $(filter-out src/cli/main.c $(SRC_EXCLUDE),$(SRC))
 LIB_O       := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB         := $(BUILD)/libcshim.a
 
 UNIT_SRC    := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e e2e-matrix conformance asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
+.PHONY: lint format include-cycles size-limits format-check all check unit e2e e2e-matrix conformance asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 all: $(BUILD)/$(BIN)
@@ -60,7 +60,7 @@ $(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/.stamp
 $(LIB): $(LIB_O) $(GEN_O)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/$(BIN): $(BUILD)/obj/main.o $(LIB)
+$(BUILD)/$(BIN): $(BUILD)/obj/cli/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/unit/%: test/unit/%.c $(LIB)
@@ -72,7 +72,7 @@ unit: $(UNIT_BIN)
 
 # Each header must compile on its own.
 headers: $(BUILD)/gen/.stamp
-	@set -e; for h in src/*.h; do echo "#include \"$$(basename $$h)\"" | \
+	@set -e; for h in src/*/*.h; do echo "#include \"$${h#src/}\"" | \
 	  $(CC) $(WARN) $(CFLAGS_ALL) -x c -fsyntax-only -; done
 
 e2e: all
@@ -136,6 +136,23 @@ fuzz-run: $(FUZZ_BIN)
 deps:
 	scripts/install-deps
 
+# The layout's rules: no include cycle between the folders of src/, no file over 600 lines nor
+# function over 45, and every source formatted by .clang-format (`make format` applies it).
+FORMAT_SRC   = $(wildcard src/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c)
+lint: include-cycles size-limits format-check
+
+include-cycles:
+	scripts/include-cycles
+
+size-limits:
+	scripts/size-limits
+
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_SRC)
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
 # The one test command: deps, unit tests (plain and sanitized), fuzz targets from their seeds,
 # end-to-end tests with the plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see
 # test/e2e/conftest.py), the core e2e subset on containerd 1.7 and 2.x, the CRI test on every
@@ -179,4 +196,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/unit/*.d)

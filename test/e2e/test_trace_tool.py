@@ -15,7 +15,7 @@ ARGV = ["runc", "--root", "/run/containerd/runc/default", "--log", "/b/log.json"
 
 def entry(verb, start, duration, *, id_="web", exit_code=0, signal=0, timed_out=False,
           exec_errno=0, error=None, stderr=None, extra=()):
-    """A trace line as src/trace.c writes it (start is seconds after 12:00:00)."""
+    """A trace line as src/runtime/trace.c writes it (start is seconds after 12:00:00)."""
     sec, frac = divmod(round(start * 1000), 1000)
     return {
         "time": f"2024-05-01T12:00:{sec:02d}.{frac:03d}000000Z",

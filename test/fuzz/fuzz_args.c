@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
-#include "util.h"
+#include "cli/args.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "runtime/config.h"
 #include "google/protobuf/any.pb-c.h"
-#include "manager.h"
-#include "util.h"
+#include "cli/manager.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

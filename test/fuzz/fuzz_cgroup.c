@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgroup.h"
-#include "util.h"
+#include "platform/cgroup.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

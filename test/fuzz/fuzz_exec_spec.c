@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 #include "google/protobuf/any.pb-c.h"
-#include "task_internal.h"
-#include "util.h"
+#include "service/task_internal.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

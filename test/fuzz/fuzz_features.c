@@ -2,8 +2,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "info.h"
-#include "util.h"
+#include "cli/info.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -2,8 +2,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "logbin.h"
-#include "util.h"
+#include "stdio/logbin.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mount.h"
-#include "util.h"
+#include "platform/mount.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "runtime.h"
-#include "util.h"
+#include "runtime/config.h"
+#include "runtime/runtime.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -3,9 +3,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "profile.h"
-#include "profile_internal.h"
-#include "util.h"
+#include "runtime/profile.h"
+#include "runtime/profile_internal.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "platform/cgroup.h"
 #include "google/protobuf/any.pb-c.h"
-#include "pb.h"
-#include "stats.h"
-#include "util.h"
+#include "base/pb.h"
+#include "platform/stats.h"
+#include "base/util.h"
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);

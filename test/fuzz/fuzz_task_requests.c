@@ -5,14 +5,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "runtime/config.h"
 #include "containerd/linux/runc/runc.pb-c.h"
 #include "containerd/runc/v1/options.pb-c.h"
 #include "containerd/task/v2/task.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
-#include "mount.h"
-#include "pb.h"
-#include "task_internal.h"
+#include "platform/mount.h"
+#include "base/pb.h"
+#include "service/task_internal.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

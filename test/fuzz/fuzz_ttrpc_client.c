@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "google/protobuf/empty.pb-c.h"
-#include "ttrpc_client.h"
-#include "ttrpc_wire.h"
-#include "util.h"
+#include "wire/ttrpc_client.h"
+#include "wire/ttrpc_wire.h"
+#include "base/util.h"
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "ttrpc.pb-c.h"
-#include "ttrpc_wire.h"
+#include "wire/ttrpc_wire.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -5,8 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "args.h"
-#include "util.h"
+#include "cli/args.h"
+#include "base/util.h"
 
 struct parsed
 {

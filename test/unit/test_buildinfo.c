@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buildinfo.h"
-#include "util.h"
+#include "cli/buildinfo.h"
+#include "base/util.h"
 
 #define SENTINEL "0w\xaf\x0c\x92t\x08\x02" "A\xe1\xc1\x07\xe6\xd6\x18\xe6"
 #define V2_INFO "path\tgithub.com/containerd/containerd/v2/cmd/containerd\nbuild\tGOOS=linux\n"

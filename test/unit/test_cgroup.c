@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "util.h"
+#include "platform/cgroup.h"
+#include "base/util.h"
 
 /* This machine's kind: v1 controllers, cpu and cpuacct in separate hierarchies, a named
  * systemd hierarchy and an empty v2 hierarchy at /sys/fs/cgroup/unified. */

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "runtime/config.h"
 #include "containerd/linux/runc/runc.pb-c.h"
 #include "containerd/runc/v1/options.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
-#include "pb.h"
+#include "base/pb.h"
 #include "runtimeoptions/v1/options.pb-c.h"
-#include "util.h"
+#include "base/util.h"
 
 static void
 test_defaults (void **state)

@@ -22,9 +22,9 @@
 
 #include <event2/event.h>
 
-#include "console.h"
+#include "stdio/console.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 struct fixture
 {

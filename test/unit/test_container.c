@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "container.h"
-#include "process.h"
+#include "model/container.h"
+#include "model/process.h"
 
 static void
 expect_refused (enum process_state s, enum process_verb v, int code, const char *msg)

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "ident.h"
+#include "base/ident.h"
 
 static bool
 valid (const char *s)

@@ -18,10 +18,10 @@
 
 #include <event2/event.h>
 
-#include "logbin.h"
-#include "reaper.h"
+#include "stdio/logbin.h"
+#include "platform/reaper.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ---- parsing ---- */
 

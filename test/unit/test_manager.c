@@ -14,9 +14,9 @@
 #include "containerd/runc/v1/options.pb-c.h"
 #include "containerd/runtime/bootstrap/v1/bootstrap.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
-#include "manager.h"
-#include "pb.h"
-#include "mount.h"
+#include "cli/manager.h"
+#include "base/pb.h"
+#include "platform/mount.h"
 
 /* Captured from containerd-shim-runc-v2 1.6.20: the `address` file it wrote for container
  * "stock1" in namespace "default" of a containerd listening on /tmp/cd1/containerd.sock. */

@@ -19,11 +19,11 @@
 
 #include <event2/event.h>
 
-#include "cgroup.h"
-#include "oom.h"
-#include "stats.h"
+#include "platform/cgroup.h"
+#include "platform/oom.h"
+#include "platform/stats.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define V1_MEMORY_ROOT "/sys/fs/cgroup/memory"
 

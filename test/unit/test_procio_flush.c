@@ -3,8 +3,8 @@
 
 #include "testutil.h"
 
-#include "log.h"
-#include "procio.h"
+#include "base/log.h"
+#include "stdio/procio.h"
 
 struct fx
 {

@@ -20,12 +20,12 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
-#include "profile.h"
-#include "profile_internal.h"
-#include "reaper.h"
-#include "runtime.h"
+#include "runtime/profile.h"
+#include "runtime/profile_internal.h"
+#include "platform/reaper.h"
+#include "runtime/runtime.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* `runc --version` and `crun --version` on Debian 12 (runc 1.1.5+ds1-1+deb12u1, crun 1.8.1). */
 static const char runc_text[] = "runc version 1.1.5+ds1\n"

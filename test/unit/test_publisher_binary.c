@@ -5,7 +5,7 @@
 
 #include "containerd/events/task.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
-#include "publisher.h"
+#include "wire/publisher.h"
 
 #define ADDRESS "/run/test/containerd.sock"
 

@@ -13,9 +13,9 @@
 
 #include <event2/event.h>
 
-#include "reaper.h"
+#include "platform/reaper.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 struct fixture
 {

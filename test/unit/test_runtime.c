@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "runtime.h"
+#include "base/error.h"
+#include "runtime/runtime.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static struct runtime_cfg plain_cfg;
 static const struct runtime_ctx plain_ctx = { .cfg = &plain_cfg, .namespace = "default" };

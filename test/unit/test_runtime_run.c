@@ -18,13 +18,13 @@
 
 #include <event2/event.h>
 
-#include "log.h"
-#include "profile.h"
-#include "reaper.h"
-#include "runtime.h"
-#include "spawn.h"
+#include "base/log.h"
+#include "runtime/profile.h"
+#include "platform/reaper.h"
+#include "runtime/runtime.h"
+#include "platform/spawn.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 struct fixture
 {

@@ -16,10 +16,10 @@
 
 #include <event2/event.h>
 
-#include "reaper.h"
-#include "spawn.h"
+#include "platform/reaper.h"
+#include "platform/spawn.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 struct fixture
 {

@@ -11,14 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "platform/cgroup.h"
 #include "google/protobuf/any.pb-c.h"
 #include "io/containerd/cgroups/v1/metrics.pb-c.h"
 #include "io/containerd/cgroups/v2/metrics.pb-c.h"
-#include "pb.h"
-#include "stats.h"
+#include "base/pb.h"
+#include "platform/stats.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define V1(type) Io__Containerd__Cgroups__V1__##type
 #define V2(type) Io__Containerd__Cgroups__V2__##type

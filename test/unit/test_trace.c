@@ -20,11 +20,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "error.h"
-#include "spawn.h"
+#include "base/error.h"
+#include "platform/spawn.h"
 #include "testutil.h"
-#include "trace.h"
-#include "util.h"
+#include "runtime/trace.h"
+#include "base/util.h"
 
 static const char *const all_keys[] = {
   "time", "id", "namespace", "verb", "argv", "cwd", "env", "start", "duration_ms", "pid",

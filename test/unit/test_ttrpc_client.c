@@ -14,12 +14,12 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "testutil.h"
 #include "ttrpc.pb-c.h"
-#include "ttrpc_client.h"
-#include "ttrpc_server.h"
-#include "util.h"
+#include "wire/ttrpc_client.h"
+#include "wire/ttrpc_server.h"
+#include "base/util.h"
 
 #define SVC "test.v1.Echo"
 #define MAX_PARKED 8

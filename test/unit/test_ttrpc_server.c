@@ -19,12 +19,12 @@
 #include <event2/event.h>
 
 #include "google/rpc/status.pb-c.h"
-#include "log.h"
+#include "base/log.h"
 #include "testutil.h"
 #include "ttrpc.pb-c.h"
-#include "ttrpc_server.h"
-#include "ttrpc_wire.h"
-#include "util.h"
+#include "wire/ttrpc_server.h"
+#include "wire/ttrpc_wire.h"
+#include "base/util.h"
 
 #define SVC "test.v1.Echo"
 #define MAX_RESPS 16

@@ -13,8 +13,8 @@
 
 #include <event2/buffer.h>
 
-#include "ttrpc_wire.h"
-#include "util.h"
+#include "wire/ttrpc_wire.h"
+#include "base/util.h"
 
 static void
 append_frame (struct evbuffer *b, uint32_t id, uint8_t type, const char *data)

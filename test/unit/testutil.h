@@ -26,8 +26,8 @@
 
 #include <event2/event.h>
 
-#include "reaper.h"
-#include "util.h"
+#include "platform/reaper.h"
+#include "base/util.h"
 
 /* ---- driving the loop ---- */
 

@@ -1,0 +1,699 @@
+#include "runtime/runtime.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/log.h"
+#include "runtime/profile.h"
+#include "platform/spawn.h"
+#include "runtime/trace.h"
+#include "base/util.h"
+
+#define RUNTIME_DEFAULT_BINARY "runc"
+#define RUNTIME_DEFAULT_ROOT "/run/containerd/runc"
+/* Bounds on what a failure report reads back: the log written during one call, and the tail of
+ * the runtime's stderr (its last lines are the ones that explain). */
+#define RUNTIME_LOG_READ_MAX (1024 * 1024)
+#define RUNTIME_STDERR_TAIL 4096
+
+/* ---- argv ---- */
+
+/* Where a subcommand argument comes from. ARG_END (0) terminates a row. */
+enum arg_src
+{
+  ARG_END = 0,
+  ARG_LITERAL,  /* flag, then literal (if any), always */
+  ARG_BUNDLE,   /* string sources: flag + value when the value is set */
+  ARG_PID_FILE,
+  ARG_CONSOLE,
+  ARG_PROCESS,
+  ARG_ALL,      /* boolean sources: the flag when true */
+  ARG_FORCE,
+  ARG_NO_PIVOT,
+  ARG_NO_KEYRING,
+  ARG_ID,       /* positional */
+  ARG_SIGNAL,
+  ARG_IMAGE,    /* CRIU: strings */
+  ARG_WORK,
+  ARG_PARENT,
+  ARG_CGROUPS_MODE,
+  ARG_TCP,      /* CRIU: booleans */
+  ARG_EXT_UNIX,
+  ARG_SHELL_JOB,
+  ARG_FILE_LOCKS,
+  ARG_LEAVE_RUNNING,
+  ARG_EMPTY_NS, /* CRIU: repeated */
+};
+
+struct verb_arg
+{
+  enum arg_src src;
+  const char *flag;
+  const char *literal;
+  unsigned bit; /* RUNTIME_FLAG_* when runtimes differ on this flag, else 0 */
+};
+
+struct verb_spec
+{
+  const char *name;
+  struct verb_arg args[18];
+};
+
+/* Rows: plain flags (A), flags some runtimes lack (F), literals (L, LF), positionals (P). */
+#define A(src, flag) { src, flag, NULL, 0 }
+#define F(src, flag, bit) { src, flag, NULL, RUNTIME_FLAG_##bit }
+#define L(flag, literal) { ARG_LITERAL, flag, literal, 0 }
+#define LF(flag, literal, bit) { ARG_LITERAL, flag, literal, RUNTIME_FLAG_##bit }
+#define P(src) { src, NULL, NULL, 0 }
+
+static const struct verb_spec verb_specs[] = {
+  [RUNTIME_CREATE] = { "create",
+                       { A (ARG_BUNDLE, "--bundle"), A (ARG_PID_FILE, "--pid-file"),
+                         F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+                         F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
+                         F (ARG_NO_KEYRING, "--no-new-keyring", NO_NEW_KEYRING), P (ARG_ID) } },
+  [RUNTIME_START] = { "start", { P (ARG_ID) } },
+  [RUNTIME_KILL] = { "kill", { F (ARG_ALL, "--all", ALL), P (ARG_ID), P (ARG_SIGNAL) } },
+  [RUNTIME_DELETE] = { "delete", { F (ARG_FORCE, "--force", FORCE), P (ARG_ID) } },
+  [RUNTIME_STATE] = { "state", { P (ARG_ID) } },
+  [RUNTIME_PS] = { "ps", { LF ("--format", "json", FORMAT_JSON), P (ARG_ID) } },
+  [RUNTIME_PAUSE] = { "pause", { P (ARG_ID) } },
+  [RUNTIME_RESUME] = { "resume", { P (ARG_ID) } },
+  [RUNTIME_EXEC] = { "exec",
+                     { A (ARG_PROCESS, "--process"),
+                       F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET), L ("--detach", NULL),
+                       A (ARG_PID_FILE, "--pid-file"), P (ARG_ID) } },
+  [RUNTIME_UPDATE] = { "update", { L ("--resources", "-"), P (ARG_ID) } },
+  [RUNTIME_CHECKPOINT] = { "checkpoint",
+                           { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+                             F (ARG_PARENT, "--parent-path", PARENT_PATH),
+                             A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
+                             A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
+                             F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+                             F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
+                             A (ARG_LEAVE_RUNNING, "--leave-running"), P (ARG_ID) } },
+  [RUNTIME_RESTORE] = { "restore",
+                        { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+                          A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
+                          A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
+                          F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+                          F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
+                          L ("--detach", NULL), A (ARG_PID_FILE, "--pid-file"),
+                          F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+                          F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
+                          LF ("--no-subreaper", NULL, NO_SUBREAPER), A (ARG_BUNDLE, "--bundle"),
+                          P (ARG_ID) } },
+};
+#undef A
+#undef F
+#undef L
+#undef LF
+#undef P
+
+/* Names of the RUNTIME_FLAG_* bits, in bit order. */
+static const char *const flag_names[] = {
+  "--systemd-cgroup", "--console-socket", "--no-pivot", "--no-new-keyring", "--no-subreaper",
+  "--empty-ns", "--manage-cgroups-mode", "--parent-path", "--all", "--force", "--format json",
+};
+
+static const struct runtime_cfg default_cfg;
+
+static const struct runtime_cfg *
+ctx_cfg (const struct runtime_ctx *ctx)
+{
+  return ctx->cfg ? ctx->cfg : &default_cfg;
+}
+
+static const char *
+cfg_binary (const struct runtime_cfg *cfg)
+{
+  return cfg->binary && cfg->binary[0] ? cfg->binary : RUNTIME_DEFAULT_BINARY;
+}
+
+const char *
+runtime_verb_name (enum runtime_verb verb)
+{
+  if ((size_t) verb >= ARRAY_SIZE (verb_specs) || verb_specs[verb].name == NULL)
+    return "unknown";
+  return verb_specs[verb].name;
+}
+
+static const char *
+arg_string (enum arg_src src, const struct runtime_call *call)
+{
+  switch (src)
+    {
+    case ARG_BUNDLE:
+      return call->bundle;
+    case ARG_PID_FILE:
+      return call->pid_file;
+    case ARG_CONSOLE:
+      return call->console_socket;
+    case ARG_PROCESS:
+      return call->process_file;
+    case ARG_IMAGE:
+      return call->criu ? call->criu->image_path : NULL;
+    case ARG_WORK:
+      return call->criu ? call->criu->work_path : NULL;
+    case ARG_PARENT:
+      return call->criu ? call->criu->parent_path : NULL;
+    case ARG_CGROUPS_MODE:
+      return call->criu ? call->criu->cgroups_mode : NULL;
+    default:
+      return NULL;
+    }
+}
+
+static bool
+criu_bool (enum arg_src src, const struct runtime_criu *criu)
+{
+  if (criu == NULL)
+    return false;
+  switch (src)
+    {
+    case ARG_TCP:
+      return criu->tcp_established;
+    case ARG_EXT_UNIX:
+      return criu->ext_unix_sk;
+    case ARG_SHELL_JOB:
+      return criu->shell_job;
+    case ARG_FILE_LOCKS:
+      return criu->file_locks;
+    case ARG_LEAVE_RUNNING:
+      return criu->leave_running;
+    default:
+      return false;
+    }
+}
+
+static bool
+arg_bool (enum arg_src src, const struct runtime_cfg *cfg, const struct runtime_call *call)
+{
+  switch (src)
+    {
+    case ARG_ALL:
+      return call->all;
+    case ARG_FORCE:
+      return call->force;
+    case ARG_NO_PIVOT:
+      return cfg->no_pivot_root;
+    case ARG_NO_KEYRING:
+      return cfg->no_new_keyring;
+    default:
+      return criu_bool (src, call->criu);
+    }
+}
+
+/* Whether a row puts anything on the command line for this call. */
+static bool
+arg_used (const struct verb_arg *a, const struct runtime_cfg *cfg, const struct runtime_call *call)
+{
+  const char *value;
+  switch (a->src)
+    {
+    case ARG_ID:
+    case ARG_SIGNAL:
+    case ARG_LITERAL:
+      return true;
+    case ARG_EMPTY_NS:
+      return call->criu && call->criu->empty_ns && call->criu->empty_ns[0];
+    default:
+      value = arg_string (a->src, call);
+      return (value && value[0]) || arg_bool (a->src, cfg, call);
+    }
+}
+
+static void
+push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_call *call)
+{
+  const char *value = arg_string (a->src, call);
+  if (a->src == ARG_ID)
+    strv_push (argv, call->id);
+  else if (a->src == ARG_SIGNAL)
+    strv_pushf (argv, "%d", call->signal);
+  else if (a->src == ARG_EMPTY_NS)
+    for (char *const *ns = call->criu->empty_ns; *ns; ns++)
+      {
+        strv_push (argv, a->flag);
+        strv_push (argv, *ns);
+      }
+  else if (a->src == ARG_LITERAL)
+    {
+      strv_push (argv, a->flag);
+      if (a->literal)
+        strv_push (argv, a->literal);
+    }
+  else
+    {
+      strv_push (argv, a->flag);
+      if (value && value[0])
+        strv_push (argv, value);
+    }
+}
+
+unsigned
+runtime_call_flags (const struct runtime_call *call, const struct runtime_cfg *cfg)
+{
+  if (cfg == NULL)
+    cfg = &default_cfg;
+  unsigned flags = cfg->systemd_cgroup ? RUNTIME_FLAG_SYSTEMD_CGROUP : 0;
+  if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
+    for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
+      if (a->bit && arg_used (a, cfg, call))
+        flags |= a->bit;
+  return flags;
+}
+
+const char *
+runtime_flag_name (unsigned flag)
+{
+  for (size_t i = 0; i < ARRAY_SIZE (flag_names); i++)
+    if (flag == 1u << i)
+      return flag_names[i];
+  return "?";
+}
+
+/* --root <root>/<ns>: one state directory per namespace, as containerd's own shim does. */
+static void
+push_root (char ***argv, const struct runtime_cfg *cfg, const char *namespace)
+{
+  const char *root = cfg->root && cfg->root[0] ? cfg->root : RUNTIME_DEFAULT_ROOT;
+  size_t n = strlen (root);
+  while (n > 1 && root[n - 1] == '/')
+    n--;
+  strv_push (argv, "--root");
+  if (namespace && namespace[0])
+    strv_pushf (argv, "%.*s/%s", (int) n, root, namespace);
+  else
+    strv_pushf (argv, "%.*s", (int) n, root);
+}
+
+char **
+runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call)
+{
+  const struct runtime_cfg *cfg = ctx_cfg (ctx);
+  char **argv = NULL;
+
+  strv_push (&argv, cfg_binary (cfg));
+  push_root (&argv, cfg, ctx->namespace);
+  if (ctx->log_path && ctx->log_path[0])
+    {
+      strv_push (&argv, "--log");
+      strv_push (&argv, ctx->log_path);
+      strv_push (&argv, "--log-format");
+      strv_push (&argv, "json");
+    }
+  if (cfg->systemd_cgroup)
+    strv_push (&argv, "--systemd-cgroup");
+  for (size_t i = 0; cfg->extra_args && cfg->extra_args[i]; i++)
+    strv_push (&argv, cfg->extra_args[i]);
+
+  strv_push (&argv, profile_verb_name (cfg->profile, call->verb));
+  if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
+    for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
+      if (arg_used (a, cfg, call)
+          && !(a->bit && profile_drops_flag (cfg->profile, call->verb, a->bit)))
+        push_verb_arg (&argv, a, call);
+  return argv;
+}
+
+/* ---- what the runtime leaves behind ---- */
+
+static bool
+parse_pid_digits (const char *text, long *out)
+{
+  const char *p = text;
+  long v = 0;
+  while (isspace ((unsigned char) *p))
+    p++;
+  const char *digits = p;
+  for (; isdigit ((unsigned char) *p); p++)
+    {
+      v = v * 10 + (*p - '0');
+      if (v > INT_MAX)
+        return false;
+    }
+  if (p == digits)
+    return false;
+  while (isspace ((unsigned char) *p))
+    p++;
+  *out = v;
+  return *p == '\0';
+}
+
+int
+runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err)
+{
+  long v;
+  if (text == NULL || !parse_pid_digits (text, &v) || v <= 0)
+    return shim_error_make (err, 0, SHIM_UNKNOWN, "invalid pid file contents");
+  *pid = (pid_t) v;
+  return 0;
+}
+
+/* A trimmed copy, or NULL when nothing but whitespace is left. */
+static char *
+trim_dup (const char *s, size_t n)
+{
+  while (n > 0 && isspace ((unsigned char) *s))
+    s++, n--;
+  while (n > 0 && isspace ((unsigned char) s[n - 1]))
+    n--;
+  return n ? xstrndup (s, n) : NULL;
+}
+
+static bool
+is_error_level (const char *level)
+{
+  static const char *const levels[] = { "error", "fatal", "panic" };
+  for (size_t i = 0; i < ARRAY_SIZE (levels); i++)
+    if (strcasecmp (level, levels[i]) == 0)
+      return true;
+  return false;
+}
+
+/* The message of one log line when it is an error-level JSON entry. */
+static char *
+log_line_error (const char *line, size_t n)
+{
+  cJSON *o = cJSON_ParseWithLength (line, n);
+  char *msg = NULL;
+  if (cJSON_IsObject (o))
+    {
+      const char *level = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (o, "level"));
+      const char *text = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (o, "msg"));
+      if (text == NULL)
+        text = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (o, "message"));
+      if (level && text && is_error_level (level))
+        msg = trim_dup (text, strlen (text));
+    }
+  cJSON_Delete (o);
+  return msg;
+}
+
+char *
+runtime_log_last_error (const char *text, size_t len)
+{
+  char *last = NULL;
+  const char *p = text, *end = text ? text + len : NULL;
+  while (p && p < end)
+    {
+      const char *nl = memchr (p, '\n', end - p);
+      const char *line_end = nl ? nl : end;
+      char *msg = log_line_error (p, line_end - p);
+      if (msg)
+        {
+          free (last);
+          last = msg;
+        }
+      p = nl ? nl + 1 : end;
+    }
+  return last;
+}
+
+/* ---- runtime wording -> gRPC codes: the one table ---- */
+
+#define VERB_BIT(v) (1u << (v))
+#define ANY_VERB 0u
+/* Verbs that address a container which must already exist. */
+#define EXISTING_VERBS                                                                             \
+  (VERB_BIT (RUNTIME_START) | VERB_BIT (RUNTIME_KILL) | VERB_BIT (RUNTIME_DELETE)                  \
+   | VERB_BIT (RUNTIME_STATE) | VERB_BIT (RUNTIME_PS) | VERB_BIT (RUNTIME_PAUSE)                   \
+   | VERB_BIT (RUNTIME_RESUME) | VERB_BIT (RUNTIME_UPDATE))
+
+struct code_rule
+{
+  const char *needle; /* matched case-insensitively anywhere in the message */
+  int code;
+  unsigned verbs;     /* ANY_VERB or a VERB_BIT mask */
+};
+
+static const struct code_rule code_rules[] = {
+  { "not exist", SHIM_NOT_FOUND, ANY_VERB },
+  { "no such process", SHIM_NOT_FOUND, ANY_VERB }, /* strerror (ESRCH) */
+  { "not running", SHIM_NOT_FOUND, ANY_VERB },
+  { "process already finished", SHIM_NOT_FOUND, ANY_VERB },
+  { "already exists", SHIM_ALREADY_EXISTS, ANY_VERB },
+  /* runc: "container with id exists: <id>" */
+  { "exists", SHIM_ALREADY_EXISTS, VERB_BIT (RUNTIME_CREATE) },
+  /* crun: "error opening file `<root>/<id>/status`: No such file or directory" */
+  { "no such file or directory", SHIM_NOT_FOUND, EXISTING_VERBS },
+};
+
+static int
+error_code_masked (const char *msg, unsigned verb_bit)
+{
+  if (msg == NULL)
+    return SHIM_UNKNOWN;
+  for (size_t i = 0; i < ARRAY_SIZE (code_rules); i++)
+    {
+      const struct code_rule *r = &code_rules[i];
+      if (r->verbs != ANY_VERB && !(r->verbs & verb_bit))
+        continue;
+      if (strcasestr (msg, r->needle))
+        return r->code;
+    }
+  return SHIM_UNKNOWN;
+}
+
+int
+runtime_error_code (const char *msg)
+{
+  return error_code_masked (msg, 0);
+}
+
+int
+runtime_verb_error_code (enum runtime_verb verb, const char *msg)
+{
+  return error_code_masked (msg, (size_t) verb < 32 ? VERB_BIT (verb) : 0);
+}
+
+/* ---- runtime_run ---- */
+
+/* One invocation in flight; owns copies of whatever the completion needs. */
+struct run_op
+{
+  enum runtime_verb verb;
+  char *binary;
+  char *log_path;
+  char *cwd;
+  off_t log_offset;
+  unsigned timeout_ms;
+  char *cmdline;
+  struct trace_call *trace; /* NULL unless the call is traced */
+  runtime_cb cb;
+  void *arg;
+};
+
+static void
+run_op_free (void *arg)
+{
+  struct run_op *op = arg;
+  free (op->binary);
+  free (op->log_path);
+  free (op->cwd);
+  free (op->cmdline);
+  trace_call_free (op->trace);
+  free (op);
+}
+
+/* The last error the runtime appended to its log during this call: older entries belong to
+ * earlier calls and would explain the wrong failure. */
+static char *
+run_log_error (const struct run_op *op)
+{
+  if (op->log_path == NULL)
+    return NULL;
+  cleanup_close int fd = open (op->log_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    return NULL;
+  off_t start = st.st_size >= op->log_offset ? op->log_offset : 0; /* truncated: all is new */
+  if (st.st_size - start > RUNTIME_LOG_READ_MAX)
+    start = st.st_size - RUNTIME_LOG_READ_MAX; /* a cut first line is not JSON and is skipped */
+  size_t want = st.st_size - start, got = 0;
+  cleanup_free char *buf = xmalloc (want + 1);
+  while (got < want)
+    {
+      ssize_t r = pread (fd, buf + got, want - got, start + got);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      got += r;
+    }
+  return runtime_log_last_error (buf, got);
+}
+
+static char *
+stderr_tail (const char *err, size_t len)
+{
+  if (len > RUNTIME_STDERR_TAIL)
+    {
+      err += len - RUNTIME_STDERR_TAIL;
+      len = RUNTIME_STDERR_TAIL;
+    }
+  return trim_dup (err, len);
+}
+
+/* spawn reports any failure between fork and exec as exec_errno; a missing working directory
+ * would otherwise read as a missing runtime binary. */
+static int
+run_exec_error (const struct run_op *op, int exec_errno, shim_error_t *err)
+{
+  const char *verb = runtime_verb_name (op->verb);
+  struct stat st;
+  if (op->cwd && stat (op->cwd, &st) < 0)
+    return shim_error_make (err, errno, SHIM_FAILED_PRECONDITION, "%s failed: chdir %s", verb,
+                            op->cwd);
+  return shim_error_make (err, exec_errno, SHIM_FAILED_PRECONDITION, "%s failed: exec %s", verb,
+                          op->binary);
+}
+
+static int
+run_make_error (const struct run_op *op, const struct spawn_result *sr, shim_error_t *err)
+{
+  const char *verb = runtime_verb_name (op->verb);
+  if (sr->timed_out)
+    return shim_error_make (err, 0, SHIM_DEADLINE_EXCEEDED,
+                            "%s failed: runtime %s did not finish within %u ms (killed)", verb,
+                            op->binary, op->timeout_ms);
+  cleanup_free char *msg = run_log_error (op);
+  if (msg == NULL)
+    msg = stderr_tail (sr->err, sr->err_len);
+  if (msg == NULL && sr->exec_errno)
+    return run_exec_error (op, sr->exec_errno, err);
+  if (msg == NULL && WIFSIGNALED (sr->status)) /* "exit status 139" would hide a crash */
+    msg = xasprintf ("runtime %s killed by signal %d (%s)", op->binary, WTERMSIG (sr->status),
+                     strsignal (WTERMSIG (sr->status)));
+  if (msg == NULL)
+    msg = xasprintf ("exit status %d", sr->exit_code);
+  return shim_error_make (err, 0, runtime_verb_error_code (op->verb, msg), "%s failed: %s", verb,
+                          msg);
+}
+
+static void
+run_done_cb (const struct spawn_result *sr, void *arg)
+{
+  struct run_op *op = arg;
+  struct runtime_result res = {
+    .exit_code = sr->exit_code,
+    .out = sr->out,
+    .out_len = sr->out_len,
+  };
+  if (sr->timed_out || sr->exec_errno || sr->exit_code != 0)
+    run_make_error (op, sr, &res.err);
+  log_debug ("runtime: `%s` (pid %d) exited %d after %llu ms%s%s", op->cmdline, (int) sr->pid,
+             sr->exit_code, (unsigned long long) sr->duration_ms, res.err ? ": " : "",
+             res.err ? res.err->msg : "");
+  /* Before the callback, which may take the error. */
+  trace_call_end (steal_ptr (&op->trace), sr, res.err ? res.err->msg : NULL);
+  op->cb (&res, op->arg);
+  shim_error_release (&res.err);
+  run_op_free (op);
+}
+
+static char *
+strv_join (char *const *v)
+{
+  size_t n = 1;
+  for (size_t i = 0; v[i]; i++)
+    n += strlen (v[i]) + 1;
+  char *s = xmalloc (n), *p = s;
+  for (size_t i = 0; v[i]; i++)
+    p = stpcpy (stpcpy (p, i ? " " : ""), v[i]);
+  *p = '\0';
+  return s;
+}
+
+/* The shim's environment minus NOTIFY_SOCKET, which belongs to the shim's own supervisor and
+ * would make the runtime report readiness for the container instead. */
+static char **
+runtime_env (void)
+{
+  char **env = NULL;
+  for (size_t i = 0; environ && environ[i]; i++)
+    if (strncmp (environ[i], "NOTIFY_SOCKET=", 14) != 0)
+      strv_push (&env, environ[i]);
+  if (env == NULL)
+    env = xcalloc (1, sizeof (char *));
+  return env;
+}
+
+static off_t
+file_size (const char *path)
+{
+  struct stat st;
+  if (path == NULL || stat (path, &st) < 0)
+    return 0;
+  return st.st_size;
+}
+
+static struct run_op *
+run_op_new (const struct runtime_ctx *ctx, const struct runtime_call *call, const char *cwd,
+            char **argv, runtime_cb cb, void *arg)
+{
+  const struct runtime_cfg *cfg = ctx_cfg (ctx);
+  struct run_op *op = xcalloc (1, sizeof *op);
+  op->verb = call->verb;
+  op->binary = xstrdup (cfg_binary (cfg));
+  op->log_path = ctx->log_path && ctx->log_path[0] ? xstrdup (ctx->log_path) : NULL;
+  op->cwd = cwd ? xstrdup (cwd) : NULL;
+  op->log_offset = file_size (op->log_path);
+  op->timeout_ms = cfg->timeout_ms;
+  op->cmdline = strv_join (argv);
+  op->cb = cb;
+  op->arg = arg;
+  return op;
+}
+
+struct spawn *
+runtime_run (struct event_base *base, struct reaper *reaper, const struct runtime_ctx *ctx,
+             const struct runtime_call *call, const char *cwd, const struct runtime_io *io,
+             runtime_cb cb, void *arg, shim_error_t *err)
+{
+  static const struct runtime_io default_io = {
+    .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE, .stderr_fd = SPAWN_FD_CAPTURE,
+  };
+  if (io == NULL)
+    io = &default_io;
+  /* A call the runtime cannot make fails here, clearly, rather than with its usage text. */
+  if (profile_check_call (ctx_cfg (ctx)->profile, call, ctx_cfg (ctx), err) < 0)
+    {
+      shim_error_wrap (err, "%s failed", runtime_verb_name (call->verb));
+      return NULL;
+    }
+  /* The bundle is the natural working directory; a relative one would be resolved twice. */
+  if (cwd == NULL && call->bundle && call->bundle[0] == '/')
+    cwd = call->bundle;
+  cleanup_strv char **argv = runtime_argv (ctx, call);
+  cleanup_strv char **envp = runtime_env ();
+  struct run_op *op = run_op_new (ctx, call, cwd, argv, cb, arg);
+  if (ctx->trace)
+    op->trace = trace_call_begin (ctx->trace, runtime_verb_name (call->verb), argv, cwd, envp);
+  struct spawn_req req = {
+    .argv = argv, .envp = envp, .cwd = cwd,
+    .stdin_fd = io->stdin_fd, .stdin_data = io->stdin_data, .stdin_len = io->stdin_len,
+    .stdout_fd = io->stdout_fd, .stderr_fd = io->stderr_fd, .timeout_ms = op->timeout_ms,
+  };
+
+  struct spawn *s = spawn_start (base, reaper, &req, run_done_cb, op, err);
+  if (s == NULL)
+    {
+      run_op_free (op);
+      shim_error_wrap (err, "%s failed", runtime_verb_name (call->verb));
+      return NULL;
+    }
+  spawn_set_cancel_cleanup (s, run_op_free);
+  return s;
+}
