@@ -28,7 +28,7 @@ enum shim_code
 struct shim_error_s
 {
   int errno_; /* 0 when not an OS error */
-  int code;   /* enum shim_code */
+  int code; /* enum shim_code */
   char *msg;
 };
 typedef struct shim_error_s *shim_error_t;
@@ -38,7 +38,8 @@ typedef struct shim_error_s *shim_error_t;
 int shim_error_make (shim_error_t *err, int errno_, int code, const char *fmt, ...)
     __attribute__ ((format (printf, 4, 5)));
 /* Prefixes context: "<fmt>: <old msg>". Returns the same negative value as make. */
-int shim_error_wrap (shim_error_t *err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+int shim_error_wrap (shim_error_t *err, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 void shim_error_release (shim_error_t *err);
 const char *shim_code_name (int code);
 /* The errdefs class containerd reads from a code, which the Go shim's messages end with

@@ -11,8 +11,7 @@
 
 #include "base/error.h"
 
-static void __attribute__ ((noreturn))
-oom (void)
+static void __attribute__ ((noreturn)) oom (void)
 {
   static const char msg[] = "cshim: out of memory\n";
   (void) !write (STDERR_FILENO, msg, sizeof msg - 1);

@@ -13,7 +13,7 @@ args_parse (int argc, char **argv, struct shim_args *a, const char **action, boo
     const char *name;
     const char **dst;
   } strs[] = {
-    { "namespace", &a->namespace }, { "id", &a->id }, { "address", &a->address },
+    { "namespace", &a->namespace },           { "id", &a->id },         { "address", &a->address },
     { "publish-binary", &a->publish_binary }, { "bundle", &a->bundle }, { "socket", &a->socket },
   };
   for (int i = 1; i < argc; i++)

@@ -15,12 +15,12 @@
 
 #define BUILDINFO_SECTION ".go.buildinfo"
 #define BUILDINFO_MAGIC "\xff Go buildinf:"
-#define BUILDINFO_HEADER 32        /* magic, pointer size, flags, padding */
-#define BUILDINFO_FLAG_INLINE 0x2  /* strings follow the header (Go 1.18+) */
-#define BUILDINFO_MAX (64u << 10)  /* the section is a few hundred bytes to a few KiB */
+#define BUILDINFO_HEADER 32 /* magic, pointer size, flags, padding */
+#define BUILDINFO_FLAG_INLINE 0x2 /* strings follow the header (Go 1.18+) */
+#define BUILDINFO_MAX (64u << 10) /* the section is a few hundred bytes to a few KiB */
 #define SHSTRTAB_MAX (64u << 10)
 #define SECTIONS_MAX 4096u
-#define MODINFO_SENTINEL 16        /* Go brackets the module info with 16 bytes each side */
+#define MODINFO_SENTINEL 16 /* Go brackets the module info with 16 bytes each side */
 
 #define MODULE_V2 "github.com/containerd/containerd/v2"
 #define MODULE_V1 "github.com/containerd/containerd"
@@ -159,8 +159,7 @@ static bool
 is_module_path (const char *field, size_t n, const char *module, bool subpackages)
 {
   size_t m = strlen (module);
-  return n >= m && memcmp (field, module, m) == 0
-         && (n == m || (subpackages && field[m] == '/'));
+  return n >= m && memcmp (field, module, m) == 0 && (n == m || (subpackages && field[m] == '/'));
 }
 
 /* One "key\tvalue[\t...]" line: 2 or 1 when it names containerd, else 0. */
@@ -202,8 +201,9 @@ buildinfo_classify (const char *info, size_t len)
         found = major;
       p += n + 1;
     }
-  return found == 2 ? BUILDINFO_CONTAINERD_2
-                    : found == 1 ? BUILDINFO_CONTAINERD_1 : BUILDINFO_UNKNOWN;
+  return found == 2   ? BUILDINFO_CONTAINERD_2
+         : found == 1 ? BUILDINFO_CONTAINERD_1
+                      : BUILDINFO_UNKNOWN;
 }
 
 enum buildinfo_containerd

@@ -14,8 +14,7 @@
 
 #define CMD_OUT_MAX (1u << 20)
 
-static void __attribute__ ((noreturn))
-child (char *const *argv, const char *cwd, int out_fd)
+static void __attribute__ ((noreturn)) child (char *const *argv, const char *cwd, int out_fd)
 {
   int devnull = open ("/dev/null", O_RDWR);
   dup2 (devnull, 0);

@@ -79,9 +79,8 @@ manager_group_key (const char *config_json, const char *id)
 static const char *
 socket_path_of (const char *address)
 {
-  return strncmp (address, UNIX_PREFIX, strlen (UNIX_PREFIX)) == 0
-             ? address + strlen (UNIX_PREFIX)
-             : address;
+  return strncmp (address, UNIX_PREFIX, strlen (UNIX_PREFIX)) == 0 ? address + strlen (UNIX_PREFIX)
+                                                                   : address;
 }
 
 static int
@@ -180,8 +179,7 @@ spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
       setsid ();
       /* dup2 onto itself would keep O_CLOEXEC. */
       if ((listen_fd == 3 ? set_cloexec (3, false) : dup2 (listen_fd, 3)) < 0
-          || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0
-          || dup2 (devnull, 2) < 0)
+          || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0 || dup2 (devnull, 2) < 0)
         _exit (127);
       closefrom (4);
       execv (args->self, argv);
@@ -215,7 +213,7 @@ adjust_oom_score (pid_t daemon)
  * namespace are ours is taken as BootstrapParams and its first extension is the options. */
 uint8_t *
 manager_bootstrap_options (const struct shim_args *args, const uint8_t *data, size_t len,
-                        size_t *out_len)
+                           size_t *out_len)
 {
   cleanup_pbmsg ProtobufCMessage *m = protobuf_c_message_unpack (
       &containerd__runtime__bootstrap__v1__bootstrap_params__descriptor, NULL, len, data);
@@ -240,8 +238,8 @@ save_start_options (const struct shim_args *args, const char *bundle)
       || len == 0)
     return false;
   size_t opts_len = len;
-  cleanup_free uint8_t *opts = manager_bootstrap_options (args, (const uint8_t *) data, len,
-                                                       &opts_len);
+  cleanup_free uint8_t *opts
+      = manager_bootstrap_options (args, (const uint8_t *) data, len, &opts_len);
   cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_START_OPTIONS_FILE);
   if (opts_len > 0)
     write_file_atomic (path, opts ? (const char *) opts : data, opts_len, 0600, NULL);
@@ -298,14 +296,15 @@ join_shim_cgroup (const char *bundle, pid_t pid)
   config_init (&opts);
   if (config_apply_start_options (&opts, bundle, NULL) == 0 && opts.shim_cgroup)
     {
-      const char *hierarchies[] = { "", "cpu,cpuacct", "memory", "pids", "blkio", "devices",
-                                    "freezer", "cpuset", "net_cls,net_prio", "perf_event",
-                                    "hugetlb", "systemd", "unified" };
+      const char *hierarchies[]
+          = { "",        "cpu,cpuacct", "memory",           "pids",       "blkio",   "devices",
+              "freezer", "cpuset",      "net_cls,net_prio", "perf_event", "hugetlb", "systemd",
+              "unified" };
       for (size_t i = 0; i < ARRAY_SIZE (hierarchies); i++)
         {
-          cleanup_free char *procs = xasprintf ("/sys/fs/cgroup/%s%s%s/cgroup.procs",
-                                                hierarchies[i], hierarchies[i][0] ? "/" : "",
-                                                opts.shim_cgroup);
+          cleanup_free char *procs
+              = xasprintf ("/sys/fs/cgroup/%s%s%s/cgroup.procs", hierarchies[i],
+                           hierarchies[i][0] ? "/" : "", opts.shim_cgroup);
           cleanup_close int fd = open (procs, O_WRONLY | O_CLOEXEC);
           if (fd >= 0)
             dprintf (fd, "%d", (int) pid);
@@ -342,10 +341,8 @@ manager_start (const struct shim_args *args, shim_error_t *err)
   if (write_file_atomic (address_file, address, strlen (address), 0644, err) < 0)
     return -1;
   size_t len = 0;
-  cleanup_free uint8_t *reply = manager_start_reply (address, bootstrap,
-                                                     bootstrap ? BUILDINFO_UNKNOWN
-                                                               : start_caller (args),
-                                                     &len);
+  cleanup_free uint8_t *reply = manager_start_reply (
+      address, bootstrap, bootstrap ? BUILDINFO_UNKNOWN : start_caller (args), &len);
   fwrite (reply, 1, len, stdout);
   fflush (stdout);
   return 0;
@@ -412,14 +409,14 @@ manager_delete (const struct shim_args *args, shim_error_t *err)
   if (access (state, F_OK) == 0)
     {
       cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
-      struct runtime_ctx ctx = { .cfg = &opts.runtime, .namespace = args->namespace,
-                                .log_path = log_path };
+      struct runtime_ctx ctx
+          = { .cfg = &opts.runtime, .namespace = args->namespace, .log_path = log_path };
       struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
       cleanup_strv char **argv = runtime_argv (&ctx, &call);
       int rc = cmd_run (argv, bundle, opts.runtime.timeout_ms, NULL, NULL);
       if (rc != 0)
-        fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0],
-                 args->id, rc);
+        fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0], args->id,
+                 rc);
     }
   config_release (&opts);
 

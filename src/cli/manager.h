@@ -18,12 +18,12 @@ struct shim_args
 {
   const char *namespace;
   const char *id;
-  const char *address;        /* containerd's gRPC address */
+  const char *address; /* containerd's gRPC address */
   const char *publish_binary;
   const char *bundle;
-  const char *socket;         /* unix socket path (daemon mode without fd 3) */
+  const char *socket; /* unix socket path (daemon mode without fd 3) */
   bool debug;
-  const char *self;           /* path to re-exec for the daemon */
+  const char *self; /* path to re-exec for the daemon */
 };
 
 /* "<address>/<namespace>/<key>" cleaned like Go's filepath.Join, hashed with SHA-256:
@@ -34,8 +34,8 @@ char *manager_group_key (const char *config_json, const char *id);
 
 /* When data is containerd 2.3's BootstrapParams for us (same instance id and namespace):
  * the options Any it carries, packed (empty when none); NULL when data is not one. */
-uint8_t *manager_bootstrap_options (const struct shim_args *args, const uint8_t *data,
-                                    size_t len, size_t *out_len);
+uint8_t *manager_bootstrap_options (const struct shim_args *args, const uint8_t *data, size_t len,
+                                    size_t *out_len);
 
 /* What `start` prints for address (*len bytes, not NUL-terminated for the protobuf):
  * - containerd 2.3+ sent BootstrapParams (bootstrap): a protobuf BootstrapResult, version 3;

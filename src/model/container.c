@@ -142,8 +142,7 @@ process_visible_state (const struct process *p)
 }
 
 struct op *
-op_new (struct container *c, struct ttrpc_call *call, const void *req,
-        void (*run) (struct op *op))
+op_new (struct container *c, struct ttrpc_call *call, const void *req, void (*run) (struct op *op))
 {
   struct op *op = xcalloc (1, sizeof *op);
   op->container = c;

@@ -42,10 +42,10 @@ struct process
   char *spec_path; /* exec: process spec file handed to the runtime */
   struct proc_io *io;
   struct reaper_watch *watch;
-  bool starting;       /* Start's runtime call in flight: an exit waits for its start event */
-  bool started;        /* TaskStart / TaskExecStarted published */
-  bool start_failed;   /* start never happened: no exit event, waiters still answered */
-  bool exited;         /* reaped */
+  bool starting; /* Start's runtime call in flight: an exit waits for its start event */
+  bool started; /* TaskStart / TaskExecStarted published */
+  bool start_failed; /* start never happened: no exit event, waiters still answered */
+  bool exited; /* reaped */
   bool exit_published; /* TaskExit queued, waiters answered */
   int exit_status;
   struct timespec exited_at;
@@ -76,9 +76,9 @@ struct container
   char *bundle;
   char *log_path; /* <bundle>/log.json: the runtime's --log */
   char *rootfs; /* <bundle>/rootfs when we mounted it, else NULL */
-  struct cgroup *cgroup;  /* the init's cgroups, resolved once it exists */
-  struct oom_watch *oom;  /* armed right after create */
-  struct trace *trace;    /* runtime-call trace; NULL: off */
+  struct cgroup *cgroup; /* the init's cgroups, resolved once it exists */
+  struct oom_watch *oom; /* armed right after create */
+  struct trace *trace; /* runtime-call trace; NULL: off */
   char *checkpoint; /* Create asked to restore from this image: the runtime restores at Start */
   struct task_options opts;
   struct process init;

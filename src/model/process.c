@@ -10,24 +10,34 @@ static const char *const state_names[PROCESS_N_STATES] = {
 };
 
 static const char *const verb_names[PROCESS_N_VERBS] = {
-  [PROCESS_START] = "start",   [PROCESS_KILL] = "kill",     [PROCESS_PAUSE] = "pause",
-  [PROCESS_RESUME] = "resume", [PROCESS_DELETE] = "delete", [PROCESS_EXEC] = "exec",
-  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint", [PROCESS_RESIZE] = "resize",
-  [PROCESS_EXIT] = "exit",
+  [PROCESS_START] = "start",   [PROCESS_KILL] = "kill",
+  [PROCESS_PAUSE] = "pause",   [PROCESS_RESUME] = "resume",
+  [PROCESS_DELETE] = "delete", [PROCESS_EXEC] = "exec",
+  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint",
+  [PROCESS_RESIZE] = "resize", [PROCESS_EXIT] = "exit",
 };
 
 struct transition
 {
-  int code;          /* SHIM_OK when legal */
-  int next;          /* next state when legal; -1: unchanged */
-  const char *what;  /* error text */
+  int code; /* SHIM_OK when legal */
+  int next; /* next state when legal; -1: unchanged */
+  const char *what; /* error text */
 };
 
 /* Refusals read and classify as the stock shim's: state-machine refusals are plain errors
  * there (Unknown on the wire), only a finished or deleted process is NotFound. */
-#define OK(n) { SHIM_OK, n, NULL }
-#define STAY { SHIM_OK, -1, NULL }
-#define NO(c, w) { c, -1, w }
+#define OK(n)                                                                                      \
+  {                                                                                                \
+    SHIM_OK, n, NULL                                                                               \
+  }
+#define STAY                                                                                       \
+  {                                                                                                \
+    SHIM_OK, -1, NULL                                                                              \
+  }
+#define NO(c, w)                                                                                   \
+  {                                                                                                \
+    c, -1, w                                                                                       \
+  }
 #define BAD(w) NO (SHIM_UNKNOWN, w)
 #define GONE(w) NO (SHIM_NOT_FOUND, w)
 

@@ -23,11 +23,11 @@ enum process_verb
   PROCESS_PAUSE,
   PROCESS_RESUME,
   PROCESS_DELETE,
-  PROCESS_EXEC,   /* exec a new process in this (init) process's container */
+  PROCESS_EXEC, /* exec a new process in this (init) process's container */
   PROCESS_UPDATE,
   PROCESS_CHECKPOINT,
   PROCESS_RESIZE, /* ResizePty */
-  PROCESS_EXIT,   /* the process was reaped */
+  PROCESS_EXIT, /* the process was reaped */
   PROCESS_N_VERBS,
 };
 

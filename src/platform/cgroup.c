@@ -44,7 +44,7 @@ struct proc_paths
 
 struct mount_point
 {
-  const char *root;   /* the hierarchy path mounted there (4th mountinfo field) */
+  const char *root; /* the hierarchy path mounted there (4th mountinfo field) */
   const char *target; /* the mount point */
 };
 

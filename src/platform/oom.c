@@ -21,9 +21,9 @@
 struct oom_watch
 {
   bool v2;
-  int fd;         /* watched: v1 eventfd, v2 inotify */
+  int fd; /* watched: v1 eventfd, v2 inotify */
   int control_fd; /* v1: memory.oom_control, read for the oom_kill counter */
-  int dir_fd;     /* v2: the cgroup directory (O_PATH), to re-read memory.events */
+  int dir_fd; /* v2: the cgroup directory (O_PATH), to re-read memory.events */
   struct event *ev;
   /* oom_kill value already accounted for. It starts at 0, like containerd's v2 watcher, so a
    * kill that happened before the watch was armed is still reported once. */
@@ -151,7 +151,7 @@ oom_v2_cb (evutil_socket_t fd, short what, void *arg)
   struct oom_watch *w = arg;
   /* The events only say "modified" (or IN_IGNORED once the cgroup is gone, after which
    * nothing more arrives); the file is what counts. */
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
   while (read (fd, buf, sizeof buf) > 0)
     ;
   if (v2_kill_news (w))
@@ -184,8 +184,8 @@ cleanup_oom_watchp (struct oom_watch **w)
 }
 
 struct oom_watch *
-oom_watch_new (struct event_base *base, const struct cgroup *cg, void (*cb) (void *arg),
-               void *arg, shim_error_t *err)
+oom_watch_new (struct event_base *base, const struct cgroup *cg, void (*cb) (void *arg), void *arg,
+               shim_error_t *err)
 {
   const char *dir = cg ? cgroup_dir (cg, "memory") : NULL;
   if (dir == NULL)

@@ -192,10 +192,10 @@ reaper_free (struct reaper *r)
     return;
   struct reaper_watch *w, *wtmp;
   RB_FOREACH_SAFE (w, watch_tree, &r->watches, wtmp)
-    reaper_unwatch (r, w);
+  reaper_unwatch (r, w);
   struct cached_exit *e, *etmp;
   TAILQ_FOREACH_SAFE (e, &r->cache_ages, age, etmp)
-    cache_remove (r, e);
+  cache_remove (r, e);
   event_free (r->sigchld);
   free (r);
 }

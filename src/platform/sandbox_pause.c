@@ -14,8 +14,7 @@
 extern char **environ;
 
 /* Child side of the clone: async-signal-safe calls only, then exec. */
-static void __attribute__ ((noreturn))
-pause_child (int netns)
+static void __attribute__ ((noreturn)) pause_child (int netns)
 {
   sigset_t none;
   sigemptyset (&none);

@@ -354,16 +354,14 @@ child_move_fds (const struct child_plan *p, int *status_fd)
   return 0;
 }
 
-static void __attribute__ ((noreturn))
-child_fail (int status_fd)
+static void __attribute__ ((noreturn)) child_fail (int status_fd)
 {
   int e = errno;
   (void) !write (status_fd, &e, sizeof e);
   _exit (127);
 }
 
-static void __attribute__ ((noreturn))
-child_exec (struct child_plan *p)
+static void __attribute__ ((noreturn)) child_exec (struct child_plan *p)
 {
   int status_fd = p->status_fd;
   sigset_t none;
@@ -418,8 +416,8 @@ setup_stdio (struct spawn *s, const struct spawn_req *req, int src[3], struct ch
              shim_error_t *err)
 {
   int devnull = -1;
-  const int want[3] = { req->stdin_data ? SPAWN_FD_CAPTURE : req->stdin_fd, req->stdout_fd,
-                        req->stderr_fd };
+  const int want[3]
+      = { req->stdin_data ? SPAWN_FD_CAPTURE : req->stdin_fd, req->stdout_fd, req->stderr_fd };
   if (req->stdin_data == NULL && req->stdin_fd == SPAWN_FD_CAPTURE)
     return shim_error_make (err, EINVAL, SHIM_INVALID_ARGUMENT, "spawn: stdin cannot be captured");
   struct capture *caps[3] = { NULL, &s->out, &s->err };
@@ -539,9 +537,16 @@ spawn_fork (struct spawn *s, const struct spawn_req *req, struct child_ends *end
     return shim_error_make (err, errno, SHIM_INTERNAL, "spawn: status pipe");
 
   struct child_plan plan = {
-    .argv = req->argv, .envp = req->envp, .cwd = req->cwd, .src = src, .high = high,
-    .n_targets = n_targets, .status_fd = status_w, .setsid = req->setsid,
-    .parent = getpid (), .open_max = open_max (),
+    .argv = req->argv,
+    .envp = req->envp,
+    .cwd = req->cwd,
+    .src = src,
+    .high = high,
+    .n_targets = n_targets,
+    .status_fd = status_w,
+    .setsid = req->setsid,
+    .parent = getpid (),
+    .open_max = open_max (),
   };
   s->start_ms = now_monotonic_ms ();
   pid_t pid = fork_child (&plan);

@@ -16,36 +16,36 @@ struct event_base;
 struct reaper;
 struct spawn;
 
-#define SPAWN_FD_NULL (-1)    /* /dev/null */
+#define SPAWN_FD_NULL (-1) /* /dev/null */
 #define SPAWN_FD_CAPTURE (-2) /* a pipe read into the result (stdout/stderr only) */
 
 struct spawn_req
 {
-  char *const *argv;  /* argv[0] is looked up in PATH when it has no '/' */
-  char *const *envp;  /* NULL: inherit the shim's environment */
-  const char *cwd;    /* NULL: inherit */
-  int stdin_fd;       /* an fd to dup onto 0, or SPAWN_FD_NULL */
+  char *const *argv; /* argv[0] is looked up in PATH when it has no '/' */
+  char *const *envp; /* NULL: inherit the shim's environment */
+  const char *cwd; /* NULL: inherit */
+  int stdin_fd; /* an fd to dup onto 0, or SPAWN_FD_NULL */
   const void *stdin_data; /* if not NULL, fed to the child's stdin through a pipe */
   size_t stdin_len;
   int stdout_fd; /* an fd, SPAWN_FD_NULL or SPAWN_FD_CAPTURE */
   int stderr_fd;
   const int *extra_fds; /* dup'd onto 3, 4, ... in the child */
   size_t n_extra_fds;
-  unsigned timeout_ms;  /* 0: no deadline; on expiry the child's process group gets SIGKILL */
-  size_t capture_max;   /* bytes kept per captured stream; 0 means 64 KiB */
-  bool setsid;          /* new session (else a new process group) */
+  unsigned timeout_ms; /* 0: no deadline; on expiry the child's process group gets SIGKILL */
+  size_t capture_max; /* bytes kept per captured stream; 0 means 64 KiB */
+  bool setsid; /* new session (else a new process group) */
 };
 
 struct spawn_result
 {
   pid_t pid;
-  int status;         /* raw wait status */
-  int exit_code;      /* exit code, or 128+signal */
+  int status; /* raw wait status */
+  int exit_code; /* exit code, or 128+signal */
   bool timed_out;
-  int exec_errno;     /* non-zero when execve itself failed (e.g. ENOENT) */
-  const char *out;    /* captured stdout (NUL-terminated), valid during the callback */
+  int exec_errno; /* non-zero when execve itself failed (e.g. ENOENT) */
+  const char *out; /* captured stdout (NUL-terminated), valid during the callback */
   size_t out_len;
-  const char *err;    /* captured stderr */
+  const char *err; /* captured stderr */
   size_t err_len;
   uint64_t duration_ms;
 };
@@ -54,8 +54,7 @@ typedef void (*spawn_cb) (const struct spawn_result *res, void *arg);
 
 /* Forks and execs. On failure to fork nothing is started and cb is never called. */
 struct spawn *spawn_start (struct event_base *base, struct reaper *reaper,
-                           const struct spawn_req *req, spawn_cb cb, void *arg,
-                           shim_error_t *err);
+                           const struct spawn_req *req, spawn_cb cb, void *arg, shim_error_t *err);
 /* Kills the child (SIGKILL to its group); cb is never called; resources go once it is reaped. */
 void spawn_cancel (struct spawn *s);
 pid_t spawn_pid (const struct spawn *s);

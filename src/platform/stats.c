@@ -185,8 +185,8 @@ stats_collect (const struct cgroup *cg, shim_error_t *err)
       shim_error_make (err, 0, SHIM_NOT_FOUND, "cgroup does not exist");
       return NULL;
     }
-  cleanup_pbmsg ProtobufCMessage *m = cgroup_is_v2 (cg) ? stats_collect_v2 (cg, err)
-                                                        : stats_collect_v1 (cg, err);
+  cleanup_pbmsg ProtobufCMessage *m
+      = cgroup_is_v2 (cg) ? stats_collect_v2 (cg, err) : stats_collect_v1 (cg, err);
   if (m == NULL)
     return NULL;
   return pb_any_pack (m);

@@ -58,8 +58,7 @@ partition_device (const struct partitions *p, uint64_t major, uint64_t minor)
 }
 
 /* "<major>:<minor> [<op>] <value>"; the "Total <value>" line yields nothing. */
-static V1 (BlkIOEntry) *
-parse_blkio_line (char *line, const struct partitions *parts)
+static V1 (BlkIOEntry) * parse_blkio_line (char *line, const struct partitions *parts)
 {
   char *tok[4], *save = NULL;
   size_t n = 0;
@@ -83,12 +82,14 @@ struct blkio_file
 {
   const char *name;
   const char *fallback; /* read when name is absent (older kernels) */
-  size_t n_offset;      /* the repeated field's count ... */
-  size_t offset;        /* ... and array inside BlkIOStat */
+  size_t n_offset; /* the repeated field's count ... */
+  size_t offset; /* ... and array inside BlkIOStat */
 };
 
 #define BLK(name, fallback, field)                                                                 \
-  { name, fallback, offsetof (V1 (BlkIOStat), n_##field), offsetof (V1 (BlkIOStat), field) }
+  {                                                                                                \
+    name, fallback, offsetof (V1 (BlkIOStat), n_##field), offsetof (V1 (BlkIOStat), field)         \
+  }
 
 /* The CFQ/BFQ-era recursive files; empty or absent on blk-mq hosts. */
 static const struct blkio_file blkio_cfq[] = {
@@ -106,15 +107,14 @@ static const struct blkio_file blkio_cfq[] = {
  * (and include child cgroups); containerd/cgroups reads the plain files, which are the same
  * for a container without sub-cgroups. */
 static const struct blkio_file blkio_throttle[] = {
-  BLK ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced",
-       io_serviced_recursive),
+  BLK ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced", io_serviced_recursive),
   BLK ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes",
        io_service_bytes_recursive),
 };
 
 static size_t
 read_blkio_file (int dirfd, const struct blkio_file *f, const struct partitions *parts,
-                 V1 (BlkIOStat) *stat)
+                 V1 (BlkIOStat) * stat)
 {
   cleanup_free char *text = stats_read_text (dirfd, f->name);
   if (text == NULL && f->fallback)
@@ -133,7 +133,7 @@ read_blkio_file (int dirfd, const struct blkio_file *f, const struct partitions 
 }
 
 static void
-v1_blkio (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_blkio (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   struct partitions parts = { 0 };
   partitions_load (cg, &parts);
@@ -146,23 +146,43 @@ v1_blkio (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
   free (parts.items);
 }
 
-#define MS1(key, field) { key, offsetof (V1 (MemoryStat), field) }
+#define MS1(key, field)                                                                            \
+  {                                                                                                \
+    key, offsetof (V1 (MemoryStat), field)                                                         \
+  }
 static const struct key_field v1_memory_stat[] = {
-  MS1 ("cache", cache), MS1 ("rss", rss), MS1 ("rss_huge", rss_huge),
-  MS1 ("mapped_file", mapped_file), MS1 ("dirty", dirty), MS1 ("writeback", writeback),
-  MS1 ("pgpgin", pg_pg_in), MS1 ("pgpgout", pg_pg_out), MS1 ("pgfault", pg_fault),
-  MS1 ("pgmajfault", pg_maj_fault), MS1 ("inactive_anon", inactive_anon),
-  MS1 ("active_anon", active_anon), MS1 ("inactive_file", inactive_file),
-  MS1 ("active_file", active_file), MS1 ("unevictable", unevictable),
+  MS1 ("cache", cache),
+  MS1 ("rss", rss),
+  MS1 ("rss_huge", rss_huge),
+  MS1 ("mapped_file", mapped_file),
+  MS1 ("dirty", dirty),
+  MS1 ("writeback", writeback),
+  MS1 ("pgpgin", pg_pg_in),
+  MS1 ("pgpgout", pg_pg_out),
+  MS1 ("pgfault", pg_fault),
+  MS1 ("pgmajfault", pg_maj_fault),
+  MS1 ("inactive_anon", inactive_anon),
+  MS1 ("active_anon", active_anon),
+  MS1 ("inactive_file", inactive_file),
+  MS1 ("active_file", active_file),
+  MS1 ("unevictable", unevictable),
   MS1 ("hierarchical_memory_limit", hierarchical_memory_limit),
-  MS1 ("hierarchical_memsw_limit", hierarchical_swap_limit), MS1 ("total_cache", total_cache),
-  MS1 ("total_rss", total_rss), MS1 ("total_rss_huge", total_rss_huge),
-  MS1 ("total_mapped_file", total_mapped_file), MS1 ("total_dirty", total_dirty),
-  MS1 ("total_writeback", total_writeback), MS1 ("total_pgpgin", total_pg_pg_in),
-  MS1 ("total_pgpgout", total_pg_pg_out), MS1 ("total_pgfault", total_pg_fault),
-  MS1 ("total_pgmajfault", total_pg_maj_fault), MS1 ("total_inactive_anon", total_inactive_anon),
-  MS1 ("total_active_anon", total_active_anon), MS1 ("total_inactive_file", total_inactive_file),
-  MS1 ("total_active_file", total_active_file), MS1 ("total_unevictable", total_unevictable),
+  MS1 ("hierarchical_memsw_limit", hierarchical_swap_limit),
+  MS1 ("total_cache", total_cache),
+  MS1 ("total_rss", total_rss),
+  MS1 ("total_rss_huge", total_rss_huge),
+  MS1 ("total_mapped_file", total_mapped_file),
+  MS1 ("total_dirty", total_dirty),
+  MS1 ("total_writeback", total_writeback),
+  MS1 ("total_pgpgin", total_pg_pg_in),
+  MS1 ("total_pgpgout", total_pg_pg_out),
+  MS1 ("total_pgfault", total_pg_fault),
+  MS1 ("total_pgmajfault", total_pg_maj_fault),
+  MS1 ("total_inactive_anon", total_inactive_anon),
+  MS1 ("total_active_anon", total_active_anon),
+  MS1 ("total_inactive_file", total_inactive_file),
+  MS1 ("total_active_file", total_active_file),
+  MS1 ("total_unevictable", total_unevictable),
 };
 
 /* memory.<prefix><file> → one MemoryEntry each. */
@@ -187,7 +207,7 @@ static const struct key_field v1_oom_keys[] = {
 };
 
 static void
-v1_memory_entry (int dirfd, const char *prefix, V1 (MemoryEntry) *e)
+v1_memory_entry (int dirfd, const char *prefix, V1 (MemoryEntry) * e)
 {
   for (size_t i = 0; i < ARRAY_SIZE (v1_entry_files); i++)
     {
@@ -197,7 +217,7 @@ v1_memory_entry (int dirfd, const char *prefix, V1 (MemoryEntry) *e)
 }
 
 static void
-v1_oom_control (int dirfd, V1 (Metrics) *m)
+v1_oom_control (int dirfd, V1 (Metrics) * m)
 {
   cleanup_free char *text = stats_read_text (dirfd, "memory.oom_control");
   if (text == NULL)
@@ -207,7 +227,7 @@ v1_oom_control (int dirfd, V1 (Metrics) *m)
 }
 
 static void
-v1_memory (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_memory (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   (void) cg;
   v1_oom_control (dirfd, m);
@@ -236,7 +256,7 @@ ticks_to_ns (uint64_t ticks)
 }
 
 static void
-v1_cpuacct (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_cpuacct (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   (void) cg;
   V1 (CPUUsage) *u = m->cpu->usage;
@@ -260,7 +280,7 @@ v1_cpuacct (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
 }
 
 static void
-v1_cpu (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_cpu (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   (void) cg;
   static const struct key_field keys[] = {
@@ -272,7 +292,7 @@ v1_cpu (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
 }
 
 static void
-v1_pids (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_pids (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   (void) cg;
   uint64_t current;
@@ -284,7 +304,7 @@ v1_pids (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
 }
 
 static void
-v1_hugetlb (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
+v1_hugetlb (int dirfd, const struct cgroup *cg, V1 (Metrics) * m)
 {
   (void) cg;
   static const struct key_field files[] = {
@@ -310,7 +330,7 @@ v1_hugetlb (int dirfd, const struct cgroup *cg, V1 (Metrics) *m)
 static const struct
 {
   const char *controller;
-  void (*collect) (int dirfd, const struct cgroup *cg, V1 (Metrics) *m);
+  void (*collect) (int dirfd, const struct cgroup *cg, V1 (Metrics) * m);
 } v1_parts[] = {
   { "memory", v1_memory }, { "cpuacct", v1_cpuacct }, { "cpu", v1_cpu },
   { "pids", v1_pids },     { "blkio", v1_blkio },     { "hugetlb", v1_hugetlb },

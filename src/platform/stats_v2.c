@@ -17,7 +17,7 @@
 
 /* "some avg10=0.00 avg60=0.00 avg300=0.00 total=0" */
 static void
-parse_psi_fields (char *fields, V2 (PSIData) *d)
+parse_psi_fields (char *fields, V2 (PSIData) * d)
 {
   static const struct key_field avgs[] = {
     { "avg10", offsetof (V2 (PSIData), avg10) },
@@ -40,8 +40,7 @@ parse_psi_fields (char *fields, V2 (PSIData) *d)
 }
 
 /* <resource>.pressure; NULL when PSI is off (the file is absent or reads EOPNOTSUPP). */
-static V2 (PSIStats) *
-read_psi (int dirfd, const char *name)
+static V2 (PSIStats) * read_psi (int dirfd, const char *name)
 {
   cleanup_free char *text = stats_read_text (dirfd, name);
   if (text == NULL)
@@ -63,7 +62,7 @@ read_psi (int dirfd, const char *name)
 }
 
 static void
-v2_pids (int dirfd, V2 (Metrics) *m)
+v2_pids (int dirfd, V2 (Metrics) * m)
 {
   uint64_t current;
   if (!stats_read_u64 (dirfd, "pids.current", UINT64_MAX, &current))
@@ -73,14 +72,17 @@ v2_pids (int dirfd, V2 (Metrics) *m)
   stats_read_u64 (dirfd, "pids.max", UINT64_MAX, &m->pids->limit);
 }
 
-#define CS2(key) { #key, offsetof (V2 (CPUStat), key) }
+#define CS2(key)                                                                                   \
+  {                                                                                                \
+#key, offsetof(V2(CPUStat), key)                                                               \
+  }
 static const struct key_field v2_cpu_stat[] = {
   CS2 (usage_usec),   CS2 (user_usec),      CS2 (system_usec), CS2 (nr_periods),
   CS2 (nr_throttled), CS2 (throttled_usec), CS2 (nr_bursts),   CS2 (burst_usec),
 };
 
 static void
-v2_cpu (int dirfd, V2 (Metrics) *m)
+v2_cpu (int dirfd, V2 (Metrics) * m)
 {
   cleanup_free char *text = stats_read_text (dirfd, "cpu.stat");
   if (text == NULL)
@@ -91,16 +93,45 @@ v2_cpu (int dirfd, V2 (Metrics) *m)
 }
 
 /* memory.stat keys carry the field names. */
-#define MS2(key) { #key, offsetof (V2 (MemoryStat), key) }
+#define MS2(key)                                                                                   \
+  {                                                                                                \
+#key, offsetof(V2(MemoryStat), key)                                                            \
+  }
 static const struct key_field v2_memory_stat[] = {
-  MS2 (anon), MS2 (file), MS2 (kernel_stack), MS2 (slab), MS2 (sock), MS2 (shmem),
-  MS2 (file_mapped), MS2 (file_dirty), MS2 (file_writeback), MS2 (anon_thp), MS2 (inactive_anon),
-  MS2 (active_anon), MS2 (inactive_file), MS2 (active_file), MS2 (unevictable),
-  MS2 (slab_reclaimable), MS2 (slab_unreclaimable), MS2 (pgfault), MS2 (pgmajfault),
-  MS2 (workingset_refault), MS2 (workingset_activate), MS2 (workingset_nodereclaim),
-  MS2 (pgrefill), MS2 (pgscan), MS2 (pgsteal), MS2 (pgactivate), MS2 (pgdeactivate),
-  MS2 (pglazyfree), MS2 (pglazyfreed), MS2 (thp_fault_alloc), MS2 (thp_collapse_alloc),
-  MS2 (workingset_refault_anon), MS2 (workingset_refault_file), MS2 (workingset_activate_anon),
+  MS2 (anon),
+  MS2 (file),
+  MS2 (kernel_stack),
+  MS2 (slab),
+  MS2 (sock),
+  MS2 (shmem),
+  MS2 (file_mapped),
+  MS2 (file_dirty),
+  MS2 (file_writeback),
+  MS2 (anon_thp),
+  MS2 (inactive_anon),
+  MS2 (active_anon),
+  MS2 (inactive_file),
+  MS2 (active_file),
+  MS2 (unevictable),
+  MS2 (slab_reclaimable),
+  MS2 (slab_unreclaimable),
+  MS2 (pgfault),
+  MS2 (pgmajfault),
+  MS2 (workingset_refault),
+  MS2 (workingset_activate),
+  MS2 (workingset_nodereclaim),
+  MS2 (pgrefill),
+  MS2 (pgscan),
+  MS2 (pgsteal),
+  MS2 (pgactivate),
+  MS2 (pgdeactivate),
+  MS2 (pglazyfree),
+  MS2 (pglazyfreed),
+  MS2 (thp_fault_alloc),
+  MS2 (thp_collapse_alloc),
+  MS2 (workingset_refault_anon),
+  MS2 (workingset_refault_file),
+  MS2 (workingset_activate_anon),
   MS2 (workingset_activate_file),
 };
 
@@ -114,7 +145,7 @@ static const struct key_field v2_memory_files[] = {
 };
 
 static void
-v2_memory (int dirfd, V2 (Metrics) *m)
+v2_memory (int dirfd, V2 (Metrics) * m)
 {
   cleanup_free char *text = stats_read_text (dirfd, "memory.stat");
   if (text == NULL)
@@ -125,13 +156,16 @@ v2_memory (int dirfd, V2 (Metrics) *m)
   m->memory->psi = read_psi (dirfd, "memory.pressure");
 }
 
-#define ME2(key) { #key, offsetof (V2 (MemoryEvents), key) }
+#define ME2(key)                                                                                   \
+  {                                                                                                \
+#key, offsetof(V2(MemoryEvents), key)                                                          \
+  }
 static const struct key_field v2_memory_events[] = {
   ME2 (low), ME2 (high), ME2 (max), ME2 (oom), ME2 (oom_kill), ME2 (oom_group_kill),
 };
 
 static void
-v2_events (int dirfd, V2 (Metrics) *m)
+v2_events (int dirfd, V2 (Metrics) * m)
 {
   V2 (MemoryEvents) *ev = NEW2 (MemoryEvents, memory_events);
   if (stats_read_keyed (dirfd, "memory.events", v2_memory_events, ARRAY_SIZE (v2_memory_events), ev)
@@ -143,12 +177,14 @@ v2_events (int dirfd, V2 (Metrics) *m)
   m->memory_events = ev;
 }
 
-#define IO2(key) { #key, offsetof (V2 (IOEntry), key) }
+#define IO2(key)                                                                                   \
+  {                                                                                                \
+#key, offsetof(V2(IOEntry), key)                                                               \
+  }
 static const struct key_field v2_io_keys[] = { IO2 (rbytes), IO2 (wbytes), IO2 (rios), IO2 (wios) };
 
 /* "<major>:<minor> rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N" */
-static V2 (IOEntry) *
-parse_io_line (char *line)
+static V2 (IOEntry) * parse_io_line (char *line)
 {
   char *save = NULL;
   char *dev = strtok_r (line, " ", &save);
@@ -176,7 +212,7 @@ parse_io_line (char *line)
 }
 
 static void
-v2_io (int dirfd, V2 (Metrics) *m)
+v2_io (int dirfd, V2 (Metrics) * m)
 {
   cleanup_free char *text = stats_read_text (dirfd, "io.stat");
   if (text == NULL)
@@ -193,7 +229,7 @@ v2_io (int dirfd, V2 (Metrics) *m)
 }
 
 static void
-v2_hugetlb (int dirfd, V2 (Metrics) *m)
+v2_hugetlb (int dirfd, V2 (Metrics) * m)
 {
   static const struct key_field files[] = {
     { "current", offsetof (V2 (HugeTlbStat), current) },
@@ -217,7 +253,7 @@ v2_hugetlb (int dirfd, V2 (Metrics) *m)
     }
 }
 
-static void (*const v2_parts[]) (int dirfd, V2 (Metrics) *m) = {
+static void (*const v2_parts[]) (int dirfd, V2 (Metrics) * m) = {
   v2_pids, v2_cpu, v2_memory, v2_events, v2_io, v2_hugetlb,
 };
 

@@ -225,8 +225,8 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
       if (!cJSON_IsString (v) || !is_choice (k->choices, v->valuestring))
         {
           cleanup_free char *list = join_choices (k->choices);
-          return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be one of %s",
-                                  origin, k->name, list);
+          return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                                  "config %s: `%s` must be one of %s", origin, k->name, list);
         }
       /* fall through */
     case KEY_STRING:
@@ -268,9 +268,9 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
         return 0;
       }
     }
-  static const char *const type_names[] = { "a non-empty string", "a boolean",
-                                             "a non-negative integer", "an array of strings",
-                                             "one of its choices" };
+  static const char *const type_names[]
+      = { "a non-empty string", "a boolean", "a non-negative integer", "an array of strings",
+          "one of its choices" };
   return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be %s", origin,
                           k->name, type_names[k->type]);
 }
@@ -284,8 +284,8 @@ apply_doc (struct task_options *o, const cJSON *doc, const char *origin, shim_er
   {
     const struct key_spec *k = find_key (item->string);
     if (k == NULL)
-      ret = shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: unknown key `%s`",
-                             origin, item->string);
+      ret = shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: unknown key `%s`", origin,
+                             item->string);
     else
       ret = apply_key (o, k, item, origin, err);
     if (ret < 0)
@@ -298,15 +298,14 @@ apply_doc (struct task_options *o, const cJSON *doc, const char *origin, shim_er
 }
 
 int
-config_apply_json (struct task_options *o, const char *text, const char *origin,
-                   shim_error_t *err)
+config_apply_json (struct task_options *o, const char *text, const char *origin, shim_error_t *err)
 {
   cJSON *doc = cJSON_Parse (text);
   if (doc == NULL || !cJSON_IsObject (doc))
     {
       cJSON_Delete (doc);
-      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                              "config %s: not a JSON object", origin);
+      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: not a JSON object",
+                              origin);
     }
   int ret = apply_doc (o, doc, origin, err);
   cJSON_Delete (doc);

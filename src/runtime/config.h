@@ -26,11 +26,11 @@ struct Google__Protobuf__Any;
 struct task_options
 {
   struct runtime_cfg runtime;
-  char *profile;   /* runc, crun, youki, generic, or auto (probe the binary) */
+  char *profile; /* runc, crun, youki, generic, or auto (probe the binary) */
   char *shim_cgroup;
   uint32_t io_uid;
   uint32_t io_gid;
-  bool trace;      /* record every runtime call */
+  bool trace; /* record every runtime call */
   char *trace_dir; /* trace files: <trace_dir>/<namespace>/<id>.jsonl */
   uint32_t exec_io_drain_ms; /* output of an exited process is closed after this */
   char *io_policy; /* block: a full reader stalls the writer; drop: excess output is dropped */

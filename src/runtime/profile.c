@@ -31,10 +31,10 @@ static const struct profile_verb runc_verbs[RUNTIME_VERB_COUNT] = {
   [RUNTIME_UPDATE] = { "update", 0, 0, 0 },
   [RUNTIME_CHECKPOINT]
   = { "checkpoint", F (PARENT_PATH) | F (EMPTY_NS) | F (MANAGE_CGROUPS_MODE), 0, CRIU },
-  [RUNTIME_RESTORE] = { "restore",
-                        F (EMPTY_NS) | F (MANAGE_CGROUPS_MODE) | F (CONSOLE_SOCKET) | F (NO_PIVOT)
-                            | F (NO_SUBREAPER),
-                        0, CRIU },
+  [RUNTIME_RESTORE]
+  = { "restore",
+      F (EMPTY_NS) | F (MANAGE_CGROUPS_MODE) | F (CONSOLE_SOCKET) | F (NO_PIVOT) | F (NO_SUBREAPER),
+      0, CRIU },
 };
 
 /* crun 1.8 (src/create.c, exec.c, checkpoint.c, restore.c). Its restore has neither
@@ -94,35 +94,58 @@ static const struct profile_rule youki_rules[] = {
 };
 
 static const struct runtime_profile runc_profile = {
-  .name = "runc", .version_word = "runc", .log_format = PROFILE_LOG_MSG,
-  .global_flags = F (SYSTEMD_CGROUP), .caps = PROFILE_CAP_FEATURES | CRIU,
-  .spec_version = "1.0.2-dev", .verbs = runc_verbs, .rules = runc_rules,
+  .name = "runc",
+  .version_word = "runc",
+  .log_format = PROFILE_LOG_MSG,
+  .global_flags = F (SYSTEMD_CGROUP),
+  .caps = PROFILE_CAP_FEATURES | CRIU,
+  .spec_version = "1.0.2-dev",
+  .verbs = runc_verbs,
+  .rules = runc_rules,
 };
 
 static const struct runtime_profile crun_profile = {
-  .name = "crun", .version_word = "crun", .log_format = PROFILE_LOG_MSG,
-  .global_flags = F (SYSTEMD_CGROUP), .caps = PROFILE_CAP_FEATURES | CRIU,
-  .spec_version = "1.0.0", .verbs = crun_verbs, .rules = crun_rules,
+  .name = "crun",
+  .version_word = "crun",
+  .log_format = PROFILE_LOG_MSG,
+  .global_flags = F (SYSTEMD_CGROUP),
+  .caps = PROFILE_CAP_FEATURES | CRIU,
+  .spec_version = "1.0.0",
+  .verbs = crun_verbs,
+  .rules = crun_rules,
 };
 
 /* youki's `kill` parses signals from a fixed list: 1-31 only (libcontainer/src/signal.rs). */
 static const struct runtime_profile youki_profile = {
-  .name = "youki", .version_word = "youki", .log_format = PROFILE_LOG_MESSAGE,
-  .global_flags = F (SYSTEMD_CGROUP), .caps = PROFILE_CAP_FEATURES | CRIU, .max_signal = 31,
-  .spec_version = "1.0.0", .verbs = youki_verbs, .rules = youki_rules,
+  .name = "youki",
+  .version_word = "youki",
+  .log_format = PROFILE_LOG_MESSAGE,
+  .global_flags = F (SYSTEMD_CGROUP),
+  .caps = PROFILE_CAP_FEATURES | CRIU,
+  .max_signal = 31,
+  .spec_version = "1.0.0",
+  .verbs = youki_verbs,
+  .rules = youki_rules,
 };
 
 /* Unknown runtimes get runc's CLI but no promise of a `features` command: -info synthesizes. */
 static const struct runtime_profile generic_profile = {
-  .name = "generic", .log_format = PROFILE_LOG_MSG, .global_flags = F (SYSTEMD_CGROUP),
-  .caps = CRIU, .spec_version = "1.0.0", .verbs = runc_verbs,
+  .name = "generic",
+  .log_format = PROFILE_LOG_MSG,
+  .global_flags = F (SYSTEMD_CGROUP),
+  .caps = CRIU,
+  .spec_version = "1.0.0",
+  .verbs = runc_verbs,
 };
 
 #undef F
 #undef CRIU
 
 static const struct runtime_profile *const profiles[] = {
-  &runc_profile, &crun_profile, &youki_profile, &generic_profile,
+  &runc_profile,
+  &crun_profile,
+  &youki_profile,
+  &generic_profile,
 };
 
 /* ---- names ---- */
@@ -146,9 +169,9 @@ profile_parse_name (const char *name, const struct runtime_profile **out, shim_e
     }
   const struct runtime_profile *p = profile_by_name (name);
   if (p == NULL)
-    return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                            "unknown runtime profile `%s` (known: auto, runc, crun, youki, generic)",
-                            name);
+    return shim_error_make (
+        err, 0, SHIM_INVALID_ARGUMENT,
+        "unknown runtime profile `%s` (known: auto, runc, crun, youki, generic)", name);
   *out = p;
   return 0;
 }
@@ -213,7 +236,9 @@ struct info_key
 };
 
 #define INFO_KEY(k, field)                                                                         \
-  { k, offsetof (struct profile_info, field), sizeof (((struct profile_info *) 0)->field) }
+  {                                                                                                \
+    k, offsetof (struct profile_info, field), sizeof (((struct profile_info *) 0)->field)          \
+  }
 static const struct info_key info_keys[] = {
   INFO_KEY ("commit:", commit),
   INFO_KEY ("spec:", spec),
@@ -367,19 +392,18 @@ profile_has_cap (const struct runtime_profile *p, unsigned cap)
 static int
 cap_error (const struct runtime_profile *p, unsigned missing, const char *verb, shim_error_t *err)
 {
-  static const char *const cap_lacks[PROFILE_CAP_COUNT] = { "has no `features` command",
-                                                            "cannot use CRIU" };
+  static const char *const cap_lacks[PROFILE_CAP_COUNT]
+      = { "has no `features` command", "cannot use CRIU" };
   int i = cap_index (missing);
   if (i >= PROFILE_CAP_COUNT)
     i = PROFILE_CAP_COUNT - 1;
   const char *why = p->missing[i] ? p->missing[i] : cap_lacks[i];
-  return shim_error_make (err, 0, SHIM_FAILED_PRECONDITION, "%s%s%s %s: %s is unavailable",
-                          p->name, p->version[0] ? " " : "", p->version, why, verb);
+  return shim_error_make (err, 0, SHIM_FAILED_PRECONDITION, "%s%s%s %s: %s is unavailable", p->name,
+                          p->version[0] ? " " : "", p->version, why, verb);
 }
 
 static int
-flag_error (const struct runtime_profile *p, unsigned lacking, const char *verb,
-            shim_error_t *err)
+flag_error (const struct runtime_profile *p, unsigned lacking, const char *verb, shim_error_t *err)
 {
   unsigned bit = lacking & -lacking;
   if (bit == RUNTIME_FLAG_SYSTEMD_CGROUP)

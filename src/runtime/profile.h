@@ -21,59 +21,59 @@ struct reaper;
 enum profile_cap
 {
   PROFILE_CAP_FEATURES = 1u << 0, /* `features` prints the OCI features document */
-  PROFILE_CAP_CRIU = 1u << 1,     /* checkpoint and restore can work at all */
+  PROFILE_CAP_CRIU = 1u << 1, /* checkpoint and restore can work at all */
 };
 #define PROFILE_CAP_COUNT 2
 
 /* The JSON written with --log-format json; runtime_log_last_error() reads both. */
 enum profile_log_format
 {
-  PROFILE_LOG_MSG,     /* {"level":"error","msg":"...","time":"..."} (runc, crun) */
+  PROFILE_LOG_MSG, /* {"level":"error","msg":"...","time":"..."} (runc, crun) */
   PROFILE_LOG_MESSAGE, /* {"timestamp":"...","level":"ERROR","message":"...",...} (youki) */
 };
 
 /* How one runtime spells and supports one verb. */
 struct profile_verb
 {
-  const char *name;  /* subcommand; NULL: the runtime has no such verb */
-  unsigned accepts;  /* RUNTIME_FLAG_* the subcommand takes */
-  unsigned drops;    /* flags it lacks because it never needs them: left out of argv */
-  unsigned caps;     /* PROFILE_CAP_* the verb needs */
+  const char *name; /* subcommand; NULL: the runtime has no such verb */
+  unsigned accepts; /* RUNTIME_FLAG_* the subcommand takes */
+  unsigned drops; /* flags it lacks because it never needs them: left out of argv */
+  unsigned caps; /* PROFILE_CAP_* the verb needs */
 };
 
 /* A capability that holds only from some version on, or only when the build says so. */
 struct profile_rule
 {
-  unsigned cap;            /* 0 ends a rule list */
+  unsigned cap; /* 0 ends a rule list */
   const char *min_version; /* the cap needs at least this version... */
-  const char *token;       /* ...or this token on the build-features line ("+CRIU") */
-  const char *why;         /* completes "<runtime> <version> ..." when the rule fails */
+  const char *token; /* ...or this token on the build-features line ("+CRIU") */
+  const char *why; /* completes "<runtime> <version> ..." when the rule fails */
 };
 
 /* Read-only. The tables are static; a probed profile is a copy owned by the probe cache. */
 struct runtime_profile
 {
-  const char *name;         /* "runc", "crun", "youki", "generic" */
+  const char *name; /* "runc", "crun", "youki", "generic" */
   const char *version_word; /* first word of its --version text; NULL: never recognised */
   enum profile_log_format log_format;
-  unsigned global_flags;    /* RUNTIME_FLAG_* accepted before the subcommand */
-  unsigned caps;            /* PROFILE_CAP_* */
-  int max_signal;           /* highest signal number `kill` takes; 0: any */
+  unsigned global_flags; /* RUNTIME_FLAG_* accepted before the subcommand */
+  unsigned caps; /* PROFILE_CAP_* */
+  int max_signal; /* highest signal number `kill` takes; 0: any */
   const char *spec_version; /* ociVersionMax when --version does not say */
-  const struct profile_verb *verbs;  /* RUNTIME_VERB_COUNT entries */
-  const struct profile_rule *rules;  /* what a probe checks; ends with cap 0 */
+  const struct profile_verb *verbs; /* RUNTIME_VERB_COUNT entries */
+  const struct profile_rule *rules; /* what a probe checks; ends with cap 0 */
   const char *missing[PROFILE_CAP_COUNT]; /* why a cap is missing, in a probed copy */
-  char version[48];         /* "" in the tables; the probed version in a copy */
+  char version[48]; /* "" in the tables; the probed version in a copy */
 };
 
 /* What `<binary> --version` said. Fixed-size and copyable; fields are "" when absent and
  * cut when too long. */
 struct profile_info
 {
-  char name[32];      /* first word of the text: "runc", "crun", "youki", or anything */
-  char version[48];   /* "1.1.5+ds1", "1.8.1", "0.5.7" */
+  char name[32]; /* first word of the text: "runc", "crun", "youki", or anything */
+  char version[48]; /* "1.1.5+ds1", "1.8.1", "0.5.7" */
   char commit[96];
-  char spec[32];      /* OCI runtime-spec version the runtime implements */
+  char spec[32]; /* OCI runtime-spec version the runtime implements */
   char features[256]; /* crun's build tokens as printed: "+SYSTEMD +SELINUX ... +YAJL" */
 };
 

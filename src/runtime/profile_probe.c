@@ -31,10 +31,10 @@
 struct probe_entry
 {
   LIST_ENTRY (probe_entry) link;
-  char *binary;       /* as asked; the key */
-  char *path;         /* what runs: binary resolved through PATH */
+  char *binary; /* as asked; the key */
+  char *path; /* what runs: binary resolved through PATH */
   struct file_id id;
-  bool known_id;      /* the file could be stat'ed */
+  bool known_id; /* the file could be stat'ed */
   bool done, stale;
   struct spawn *spawn; /* while `--version` runs */
   struct runtime_profile profile;
@@ -45,7 +45,7 @@ struct probe_waiter
 {
   LIST_ENTRY (probe_waiter) link;
   struct probe_entry *entry; /* the run it waits for; NULL once the outcome is set */
-  struct event *ev;          /* delivers the outcome from the loop */
+  struct event *ev; /* delivers the outcome from the loop */
   profile_probe_cb cb;
   void *arg;
   const struct runtime_profile *profile;
@@ -53,10 +53,10 @@ struct probe_waiter
   shim_error_t err;
 };
 
-static LIST_HEAD (probe_entry_list, probe_entry) probe_entries
-    = LIST_HEAD_INITIALIZER (probe_entries);
-static LIST_HEAD (probe_waiter_list, probe_waiter) probe_waiters
-    = LIST_HEAD_INITIALIZER (probe_waiters);
+static LIST_HEAD (probe_entry_list,
+                  probe_entry) probe_entries = LIST_HEAD_INITIALIZER (probe_entries);
+static LIST_HEAD (probe_waiter_list,
+                  probe_waiter) probe_waiters = LIST_HEAD_INITIALIZER (probe_waiters);
 
 /* name -> the first executable regular file of that name in PATH; a path stays as it is. */
 static char *
@@ -85,8 +85,9 @@ file_id_of (const char *path, struct file_id *id)
   struct stat st;
   if (stat (path, &st) < 0)
     return false;
-  *id = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                          .mtime = st.st_mtim };
+  *id = (struct file_id){
+    .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size, .mtime = st.st_mtim
+  };
   return true;
 }
 
@@ -180,8 +181,8 @@ probe_error (const struct probe_entry *e, const struct spawn_result *sr, shim_er
 {
   if (sr->timed_out)
     return shim_error_make (err, 0, SHIM_DEADLINE_EXCEEDED,
-                            "runtime %s did not answer --version within %u ms (killed)",
-                            e->binary, PROFILE_PROBE_TIMEOUT_MS);
+                            "runtime %s did not answer --version within %u ms (killed)", e->binary,
+                            PROFILE_PROBE_TIMEOUT_MS);
   if (sr->exec_errno)
     return shim_error_make (err, sr->exec_errno, SHIM_FAILED_PRECONDITION,
                             "runtime %s cannot be run", e->binary);
@@ -209,10 +210,9 @@ disk_cache_store (const struct probe_entry *e, const char *text)
   cleanup_free char *file = disk_cache_path (e->path);
   cleanup_free char *dir = xstrdup (file);
   *strrchr (dir, '/') = '\0';
-  cleanup_free char *data
-      = xasprintf ("%llu %llu %lld %lld %ld\n%s", (unsigned long long) e->id.dev,
-                   (unsigned long long) e->id.ino, (long long) e->id.size,
-                   (long long) e->id.mtime.tv_sec, e->id.mtime.tv_nsec, text);
+  cleanup_free char *data = xasprintf (
+      "%llu %llu %lld %lld %ld\n%s", (unsigned long long) e->id.dev, (unsigned long long) e->id.ino,
+      (long long) e->id.size, (long long) e->id.mtime.tv_sec, e->id.mtime.tv_nsec, text);
   if (mkdir_p (dir, 0700) == 0)
     write_file_atomic (file, data, strlen (data), 0600, NULL);
 }
@@ -311,8 +311,12 @@ entry_start (struct event_base *base, struct reaper *reaper, const char *binary,
   e->known_id = file_id_of (e->path, &e->id);
   char *argv[] = { e->path, "--version", NULL };
   struct spawn_req req = {
-    .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE,
-    .stderr_fd = SPAWN_FD_CAPTURE, .timeout_ms = PROFILE_PROBE_TIMEOUT_MS, .capture_max = 16384,
+    .argv = argv,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_CAPTURE,
+    .stderr_fd = SPAWN_FD_CAPTURE,
+    .timeout_ms = PROFILE_PROBE_TIMEOUT_MS,
+    .capture_max = 16384,
   };
   e->spawn = spawn_start (base, reaper, &req, probe_done_cb, e, err);
   if (e->spawn == NULL)

@@ -32,22 +32,22 @@
 enum arg_src
 {
   ARG_END = 0,
-  ARG_LITERAL,  /* flag, then literal (if any), always */
-  ARG_BUNDLE,   /* string sources: flag + value when the value is set */
+  ARG_LITERAL, /* flag, then literal (if any), always */
+  ARG_BUNDLE, /* string sources: flag + value when the value is set */
   ARG_PID_FILE,
   ARG_CONSOLE,
   ARG_PROCESS,
-  ARG_ALL,      /* boolean sources: the flag when true */
+  ARG_ALL, /* boolean sources: the flag when true */
   ARG_FORCE,
   ARG_NO_PIVOT,
   ARG_NO_KEYRING,
-  ARG_ID,       /* positional */
+  ARG_ID, /* positional */
   ARG_SIGNAL,
-  ARG_IMAGE,    /* CRIU: strings */
+  ARG_IMAGE, /* CRIU: strings */
   ARG_WORK,
   ARG_PARENT,
   ARG_CGROUPS_MODE,
-  ARG_TCP,      /* CRIU: booleans */
+  ARG_TCP, /* CRIU: booleans */
   ARG_EXT_UNIX,
   ARG_SHELL_JOB,
   ARG_FILE_LOCKS,
@@ -70,11 +70,26 @@ struct verb_spec
 };
 
 /* Rows: plain flags (A), flags some runtimes lack (F), literals (L, LF), positionals (P). */
-#define A(src, flag) { src, flag, NULL, 0 }
-#define F(src, flag, bit) { src, flag, NULL, RUNTIME_FLAG_##bit }
-#define L(flag, literal) { ARG_LITERAL, flag, literal, 0 }
-#define LF(flag, literal, bit) { ARG_LITERAL, flag, literal, RUNTIME_FLAG_##bit }
-#define P(src) { src, NULL, NULL, 0 }
+#define A(src, flag)                                                                               \
+  {                                                                                                \
+    src, flag, NULL, 0                                                                             \
+  }
+#define F(src, flag, bit)                                                                          \
+  {                                                                                                \
+    src, flag, NULL, RUNTIME_FLAG_##bit                                                            \
+  }
+#define L(flag, literal)                                                                           \
+  {                                                                                                \
+    ARG_LITERAL, flag, literal, 0                                                                  \
+  }
+#define LF(flag, literal, bit)                                                                     \
+  {                                                                                                \
+    ARG_LITERAL, flag, literal, RUNTIME_FLAG_##bit                                                 \
+  }
+#define P(src)                                                                                     \
+  {                                                                                                \
+    src, NULL, NULL, 0                                                                             \
+  }
 
 static const struct verb_spec verb_specs[] = {
   [RUNTIME_CREATE] = { "create",
@@ -89,30 +104,29 @@ static const struct verb_spec verb_specs[] = {
   [RUNTIME_PS] = { "ps", { LF ("--format", "json", FORMAT_JSON), P (ARG_ID) } },
   [RUNTIME_PAUSE] = { "pause", { P (ARG_ID) } },
   [RUNTIME_RESUME] = { "resume", { P (ARG_ID) } },
-  [RUNTIME_EXEC] = { "exec",
-                     { A (ARG_PROCESS, "--process"),
-                       F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET), L ("--detach", NULL),
-                       A (ARG_PID_FILE, "--pid-file"), P (ARG_ID) } },
+  [RUNTIME_EXEC]
+  = { "exec",
+      { A (ARG_PROCESS, "--process"), F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+        L ("--detach", NULL), A (ARG_PID_FILE, "--pid-file"), P (ARG_ID) } },
   [RUNTIME_UPDATE] = { "update", { L ("--resources", "-"), P (ARG_ID) } },
-  [RUNTIME_CHECKPOINT] = { "checkpoint",
-                           { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
-                             F (ARG_PARENT, "--parent-path", PARENT_PATH),
-                             A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
-                             A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
-                             F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
-                             F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
-                             A (ARG_LEAVE_RUNNING, "--leave-running"), P (ARG_ID) } },
-  [RUNTIME_RESTORE] = { "restore",
-                        { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
-                          A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
-                          A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
-                          F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
-                          F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
-                          L ("--detach", NULL), A (ARG_PID_FILE, "--pid-file"),
-                          F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
-                          F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
-                          LF ("--no-subreaper", NULL, NO_SUBREAPER), A (ARG_BUNDLE, "--bundle"),
-                          P (ARG_ID) } },
+  [RUNTIME_CHECKPOINT]
+  = { "checkpoint",
+      { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+        F (ARG_PARENT, "--parent-path", PARENT_PATH), A (ARG_TCP, "--tcp-established"),
+        A (ARG_EXT_UNIX, "--ext-unix-sk"), A (ARG_SHELL_JOB, "--shell-job"),
+        A (ARG_FILE_LOCKS, "--file-locks"), F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+        F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
+        A (ARG_LEAVE_RUNNING, "--leave-running"), P (ARG_ID) } },
+  [RUNTIME_RESTORE]
+  = { "restore",
+      { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
+        A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
+        A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
+        F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
+        F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE), L ("--detach", NULL),
+        A (ARG_PID_FILE, "--pid-file"), F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
+        F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT), LF ("--no-subreaper", NULL, NO_SUBREAPER),
+        A (ARG_BUNDLE, "--bundle"), P (ARG_ID) } },
 };
 #undef A
 #undef F
@@ -122,8 +136,17 @@ static const struct verb_spec verb_specs[] = {
 
 /* Names of the RUNTIME_FLAG_* bits, in bit order. */
 static const char *const flag_names[] = {
-  "--systemd-cgroup", "--console-socket", "--no-pivot", "--no-new-keyring", "--no-subreaper",
-  "--empty-ns", "--manage-cgroups-mode", "--parent-path", "--all", "--force", "--format json",
+  "--systemd-cgroup",
+  "--console-socket",
+  "--no-pivot",
+  "--no-new-keyring",
+  "--no-subreaper",
+  "--empty-ns",
+  "--manage-cgroups-mode",
+  "--parent-path",
+  "--all",
+  "--force",
+  "--format json",
 };
 
 static const struct runtime_cfg default_cfg;
@@ -435,7 +458,7 @@ struct code_rule
 {
   const char *needle; /* matched case-insensitively anywhere in the message */
   int code;
-  unsigned verbs;     /* ANY_VERB or a VERB_BIT mask */
+  unsigned verbs; /* ANY_VERB or a VERB_BIT mask */
 };
 
 static const struct code_rule code_rules[] = {
@@ -663,7 +686,9 @@ runtime_run (struct event_base *base, struct reaper *reaper, const struct runtim
              runtime_cb cb, void *arg, shim_error_t *err)
 {
   static const struct runtime_io default_io = {
-    .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE, .stderr_fd = SPAWN_FD_CAPTURE,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_CAPTURE,
+    .stderr_fd = SPAWN_FD_CAPTURE,
   };
   if (io == NULL)
     io = &default_io;
@@ -682,9 +707,15 @@ runtime_run (struct event_base *base, struct reaper *reaper, const struct runtim
   if (ctx->trace)
     op->trace = trace_call_begin (ctx->trace, runtime_verb_name (call->verb), argv, cwd, envp);
   struct spawn_req req = {
-    .argv = argv, .envp = envp, .cwd = cwd,
-    .stdin_fd = io->stdin_fd, .stdin_data = io->stdin_data, .stdin_len = io->stdin_len,
-    .stdout_fd = io->stdout_fd, .stderr_fd = io->stderr_fd, .timeout_ms = op->timeout_ms,
+    .argv = argv,
+    .envp = envp,
+    .cwd = cwd,
+    .stdin_fd = io->stdin_fd,
+    .stdin_data = io->stdin_data,
+    .stdin_len = io->stdin_len,
+    .stdout_fd = io->stdout_fd,
+    .stderr_fd = io->stderr_fd,
+    .timeout_ms = op->timeout_ms,
   };
 
   struct spawn *s = spawn_start (base, reaper, &req, run_done_cb, op, err);

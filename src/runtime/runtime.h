@@ -21,13 +21,13 @@ struct trace;
 /* Which runtime and how to call it; filled by config.c, persisted in the bundle. */
 struct runtime_cfg
 {
-  char *binary;         /* path or name looked up in PATH; default "runc" */
-  char *root;           /* state root; the namespace is appended: <root>/<ns> */
+  char *binary; /* path or name looked up in PATH; default "runc" */
+  char *root; /* state root; the namespace is appended: <root>/<ns> */
   bool systemd_cgroup;
   bool no_pivot_root;
   bool no_new_keyring;
-  char **extra_args;    /* global flags placed before the subcommand (NULL-terminated) */
-  unsigned timeout_ms;  /* deadline of one runtime call */
+  char **extra_args; /* global flags placed before the subcommand (NULL-terminated) */
+  unsigned timeout_ms; /* deadline of one runtime call */
   /* How this runtime's CLI differs (profile.h); not owned. NULL: generic, i.e. runc's CLI. */
   const struct runtime_profile *profile;
 };
@@ -61,8 +61,8 @@ enum runtime_flag
   RUNTIME_FLAG_EMPTY_NS = 1u << 5,
   RUNTIME_FLAG_MANAGE_CGROUPS_MODE = 1u << 6,
   RUNTIME_FLAG_PARENT_PATH = 1u << 7,
-  RUNTIME_FLAG_ALL = 1u << 8,         /* kill --all */
-  RUNTIME_FLAG_FORCE = 1u << 9,       /* delete --force */
+  RUNTIME_FLAG_ALL = 1u << 8, /* kill --all */
+  RUNTIME_FLAG_FORCE = 1u << 9, /* delete --force */
   RUNTIME_FLAG_FORMAT_JSON = 1u << 10, /* ps --format json */
 };
 
@@ -71,14 +71,14 @@ struct runtime_criu
 {
   const char *image_path;
   const char *work_path;
-  const char *parent_path;  /* checkpoint only */
+  const char *parent_path; /* checkpoint only */
   const char *cgroups_mode; /* --manage-cgroups-mode */
-  char *const *empty_ns;    /* --empty-ns, repeated; NULL-terminated or NULL */
+  char *const *empty_ns; /* --empty-ns, repeated; NULL-terminated or NULL */
   bool tcp_established;
   bool ext_unix_sk;
   bool shell_job;
   bool file_locks;
-  bool leave_running;       /* checkpoint only: keep the container running */
+  bool leave_running; /* checkpoint only: keep the container running */
 };
 
 /* One invocation. Fields not used by a verb are ignored. */
@@ -86,13 +86,13 @@ struct runtime_call
 {
   enum runtime_verb verb;
   const char *id;
-  const char *bundle;         /* create */
-  const char *pid_file;       /* create, exec */
+  const char *bundle; /* create */
+  const char *pid_file; /* create, exec */
   const char *console_socket; /* create, exec */
-  const char *process_file;   /* exec: process spec JSON */
-  int signal;                 /* kill */
-  bool all;                   /* kill --all */
-  bool force;                 /* delete --force */
+  const char *process_file; /* exec: process spec JSON */
+  int signal; /* kill */
+  bool all; /* kill --all */
+  bool force; /* delete --force */
   const struct runtime_criu *criu; /* checkpoint, restore */
 };
 
@@ -102,7 +102,7 @@ struct runtime_ctx
   const struct runtime_cfg *cfg;
   const char *namespace;
   const char *log_path; /* --log <path> --log-format json; NULL: no --log */
-  struct trace *trace;  /* runtime-call trace (trace.h); NULL: off, at no cost */
+  struct trace *trace; /* runtime-call trace (trace.h); NULL: off, at no cost */
 };
 
 /* Full argv: binary, global flags (--root <root>/<ns>, --log, --log-format json,
@@ -136,7 +136,7 @@ struct runtime_result
 {
   int exit_code;
   shim_error_t err; /* NULL on success: "<verb> failed: <runtime's message>" */
-  const char *out;  /* captured stdout when requested */
+  const char *out; /* captured stdout when requested */
   size_t out_len;
 };
 
@@ -151,8 +151,9 @@ struct runtime_io
 
 /* Spawns one runtime invocation (cwd = bundle when set). io NULL means: stdin null, stdout and
  * stderr captured. A call the profile cannot make (profile_check_call()) is refused here:
- * NULL, nothing spawned, err "<verb> failed: <why>". On failure the error text is, in order of preference: the runtime's last
- * log error written during this call, its stderr, "exec <binary>: <errno>", or the deadline. */
+ * NULL, nothing spawned, err "<verb> failed: <why>". On failure the error text is, in order of
+ * preference: the runtime's last log error written during this call, its stderr, "exec <binary>:
+ * <errno>", or the deadline. */
 struct spawn *runtime_run (struct event_base *base, struct reaper *reaper,
                            const struct runtime_ctx *ctx, const struct runtime_call *call,
                            const char *cwd, const struct runtime_io *io, runtime_cb cb, void *arg,

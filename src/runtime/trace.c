@@ -26,12 +26,12 @@
 struct trace
 {
   int refs;
-  int fd;          /* -1 until the first write */
-  bool off;        /* size cap reached or the file failed: nothing more is written */
+  int fd; /* -1 until the first write */
+  bool off; /* size cap reached or the file failed: nothing more is written */
   size_t max_size;
   char *namespace;
   char *id;
-  char *path;      /* absolute: <dir>/<namespace>/<id>.jsonl */
+  char *path; /* absolute: <dir>/<namespace>/<id>.jsonl */
 };
 
 struct trace_call
@@ -323,8 +323,8 @@ make_pointer (const char *bundle, const char *path, shim_error_t *err)
 static char *
 make_dir (const char *dir, const char *namespace, shim_error_t *err)
 {
-  cleanup_free char *ns_dir = xasprintf ("%s/%s", dir && dir[0] ? dir : TRACE_DEFAULT_DIR,
-                                         namespace);
+  cleanup_free char *ns_dir
+      = xasprintf ("%s/%s", dir && dir[0] ? dir : TRACE_DEFAULT_DIR, namespace);
   /* The lines carry argv and environment values: only the shim's user reads them. */
   if (mkdir_p (ns_dir, 0700) < 0)
     {
@@ -388,8 +388,10 @@ trace_open (const char *dir, const char *namespace, const char *id, const char *
 {
   if (!valid_name (namespace) || !valid_name (id))
     {
-      shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "trace: namespace `%s` or id `%s` is "
-                       "not a file name", namespace ? namespace : "", id ? id : "");
+      shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
+                       "trace: namespace `%s` or id `%s` is "
+                       "not a file name",
+                       namespace ? namespace : "", id ? id : "");
       return NULL;
     }
   cleanup_free char *ns_dir = make_dir (dir, namespace, err);
@@ -455,8 +457,8 @@ trace_open_fd (const char *path)
 {
   /* O_APPEND: lines from several writers (the server, `delete`) never overwrite each other;
    * a regular file on tmpfs never blocks, O_NONBLOCK only guards against a planted FIFO. */
-  return open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW
-               | O_NONBLOCK, 0600);
+  return open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+               0600);
 }
 
 /* A file that an earlier container with this id filled up (no room for our first line) is
@@ -519,7 +521,8 @@ trace_write_cap_note (struct trace *t)
   cJSON_AddStringToObject (o, "id", t->id);
   cJSON_AddStringToObject (o, "namespace", t->namespace);
   cleanup_free char *note = xasprintf ("trace reached its size limit of %zu bytes; later "
-                                       "runtime calls are not recorded", t->max_size);
+                                       "runtime calls are not recorded",
+                                       t->max_size);
   cJSON_AddStringToObject (o, "note", note);
   cleanup_free char *line = cJSON_PrintUnformatted (o);
   cJSON_Delete (o);
@@ -616,12 +619,21 @@ trace_call_end (struct trace_call *c, const struct spawn_result *sr, const char 
   if (c == NULL)
     return;
   struct trace_entry e = {
-    .verb = c->verb, .argv = c->argv, .cwd = c->cwd,
-    .env_added = c->env_added, .env_removed = c->env_removed,
-    .started = c->started, .duration_ms = sr->duration_ms, .pid = sr->pid,
-    .exit_code = sr->exit_code, .timed_out = sr->timed_out, .exec_errno = sr->exec_errno,
+    .verb = c->verb,
+    .argv = c->argv,
+    .cwd = c->cwd,
+    .env_added = c->env_added,
+    .env_removed = c->env_removed,
+    .started = c->started,
+    .duration_ms = sr->duration_ms,
+    .pid = sr->pid,
+    .exit_code = sr->exit_code,
+    .timed_out = sr->timed_out,
+    .exec_errno = sr->exec_errno,
     .signal = !sr->exec_errno && WIFSIGNALED (sr->status) ? WTERMSIG (sr->status) : 0,
-    .stderr_text = sr->err, .stderr_len = sr->err ? sr->err_len : 0, .error = error,
+    .stderr_text = sr->err,
+    .stderr_len = sr->err ? sr->err_len : 0,
+    .error = error,
   };
   trace_write (c->trace, &e);
   trace_call_free (c);

@@ -35,23 +35,23 @@ struct trace;
  * bytes: what is not UTF-8 is written as the text \xNN. */
 struct trace_entry
 {
-  const char *id;        /* NULL: the trace's container id */
+  const char *id; /* NULL: the trace's container id */
   const char *namespace; /* NULL: the trace's namespace */
-  const char *verb;      /* "create", "kill", ... */
+  const char *verb; /* "create", "kill", ... */
   char *const *argv;
   const char *cwd;
-  char *const *env_added;   /* "NAME=VALUE": set for the runtime, absent or different in ours */
+  char *const *env_added; /* "NAME=VALUE": set for the runtime, absent or different in ours */
   char *const *env_removed; /* "NAME": in our environment, not in the runtime's */
-  struct timespec started;  /* CLOCK_REALTIME */
+  struct timespec started; /* CLOCK_REALTIME */
   uint64_t duration_ms;
-  int pid;                  /* 0: never started */
-  int exit_code;            /* as containerd reports it: 128+signal when signalled */
-  int signal;               /* 0 unless killed by a signal */
-  bool timed_out;           /* killed by the shim at the runtime deadline */
-  int exec_errno;           /* exec of the runtime itself failed */
-  const char *stderr_text;  /* captured stderr, not NUL-terminated */
+  int pid; /* 0: never started */
+  int exit_code; /* as containerd reports it: 128+signal when signalled */
+  int signal; /* 0 unless killed by a signal */
+  bool timed_out; /* killed by the shim at the runtime deadline */
+  int exec_errno; /* exec of the runtime itself failed */
+  const char *stderr_text; /* captured stderr, not NUL-terminated */
   size_t stderr_len;
-  const char *error;        /* the error the call produced (log.json text, stderr, ...) */
+  const char *error; /* the error the call produced (log.json text, stderr, ...) */
 };
 
 /* The line for e, without a newline; keys always present, in this order: time (end of the

@@ -42,10 +42,10 @@
 
 enum sandbox_state
 {
-  SANDBOX_NONE,     /* no CreateSandbox yet */
-  SANDBOX_CREATED,  /* created, no pause process yet */
-  SANDBOX_RUNNING,  /* pause process started */
-  SANDBOX_STOPPED,  /* StopSandbox, or the pause process died */
+  SANDBOX_NONE, /* no CreateSandbox yet */
+  SANDBOX_CREATED, /* created, no pause process yet */
+  SANDBOX_RUNNING, /* pause process started */
+  SANDBOX_STOPPED, /* StopSandbox, or the pause process died */
   SANDBOX_SHUTDOWN, /* ShutdownSandbox: the shim leaves once its last task is gone */
 };
 
@@ -134,8 +134,7 @@ sandbox_service_active (const struct sandbox_service *sb)
 }
 
 bool
-sandbox_service_exit_after_delete (struct sandbox_service *sb, const char *bundle,
-                                   size_t remaining)
+sandbox_service_exit_after_delete (struct sandbox_service *sb, const char *bundle, size_t remaining)
 {
   if (remaining > 0)
     return false;
@@ -259,8 +258,7 @@ handle_start (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
     return;
   shim_error_t err = NULL;
   if (sb->state != SANDBOX_CREATED)
-    shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "sandbox %s was already started",
-                     sb->id);
+    shim_error_make (&err, 0, SHIM_FAILED_PRECONDITION, "sandbox %s was already started", sb->id);
   pid_t pid = err ? -1 : sandbox_pause_spawn (sb->netns_path, &err);
   if (pid < 0)
     {
@@ -435,10 +433,10 @@ static const struct
   const char *method;
   ttrpc_handler_fn fn;
 } handlers[] = {
-  { "CreateSandbox", handle_create }, { "StartSandbox", handle_start },
-  { "Platform", handle_platform },    { "StopSandbox", handle_stop },
-  { "WaitSandbox", handle_wait },     { "SandboxStatus", handle_status },
-  { "PingSandbox", handle_ping },     { "ShutdownSandbox", handle_shutdown },
+  { "CreateSandbox", handle_create },   { "StartSandbox", handle_start },
+  { "Platform", handle_platform },      { "StopSandbox", handle_stop },
+  { "WaitSandbox", handle_wait },       { "SandboxStatus", handle_status },
+  { "PingSandbox", handle_ping },       { "ShutdownSandbox", handle_shutdown },
   { "SandboxMetrics", handle_metrics },
 };
 

@@ -18,7 +18,7 @@ struct ttrpc_method;
 struct sandbox_hooks
 {
   size_t (*task_count) (void *arg); /* containers the shim still serves */
-  void (*exit) (void *arg);         /* end the shim once containerd has read the last reply */
+  void (*exit) (void *arg); /* end the shim once containerd has read the last reply */
 };
 
 struct sandbox_service *sandbox_service_new (struct shim *shim, const struct sandbox_hooks *hooks,

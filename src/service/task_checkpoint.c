@@ -62,7 +62,8 @@ fill_ctx (struct checkpoint_ctx *ck, const struct criu_fields *f)
   ck->cgroups_mode = xstrdup (f->cgroups_mode);
   ck->criu = (struct runtime_criu){ .tcp_established = f->open_tcp,
                                     .ext_unix_sk = f->external_unix_sockets,
-                                    .shell_job = f->terminal, .file_locks = f->file_locks };
+                                    .shell_job = f->terminal,
+                                    .file_locks = f->file_locks };
   for (size_t i = 0; i < f->n_empty_namespaces; i++)
     strv_push (&ck->empty_ns, f->empty_namespaces[i]);
 }
@@ -76,8 +77,9 @@ read_options (struct checkpoint_ctx *ck, const Google__Protobuf__Any *any, shim_
     return 0;
   bool legacy = pb_any_is (any, &containerd__linux__runc__checkpoint_options__descriptor);
   cleanup_pbmsg ProtobufCMessage *m
-      = pb_any_unpack (any, legacy ? &containerd__linux__runc__checkpoint_options__descriptor
-                                   : &containerd__runc__v1__checkpoint_options__descriptor,
+      = pb_any_unpack (any,
+                       legacy ? &containerd__linux__runc__checkpoint_options__descriptor
+                              : &containerd__runc__v1__checkpoint_options__descriptor,
                        err);
   if (m == NULL)
     return -1;
@@ -85,24 +87,28 @@ read_options (struct checkpoint_ctx *ck, const Google__Protobuf__Any *any, shim_
   if (legacy)
     {
       const Containerd__Linux__Runc__CheckpointOptions *o = (const void *) m;
-      f = (struct criu_fields){ o->exit, o->open_tcp, o->external_unix_sockets, o->terminal,
-                                o->file_locks, o->empty_namespaces, o->n_empty_namespaces,
-                                o->cgroups_mode, o->image_path, o->work_path };
+      f = (struct criu_fields){
+        o->exit,       o->open_tcp,         o->external_unix_sockets, o->terminal,
+        o->file_locks, o->empty_namespaces, o->n_empty_namespaces,    o->cgroups_mode,
+        o->image_path, o->work_path
+      };
     }
   else
     {
       const Containerd__Runc__V1__CheckpointOptions *o = (const void *) m;
-      f = (struct criu_fields){ o->exit, o->open_tcp, o->external_unix_sockets, o->terminal,
-                                o->file_locks, o->empty_namespaces, o->n_empty_namespaces,
-                                o->cgroups_mode, o->image_path, o->work_path };
+      f = (struct criu_fields){
+        o->exit,       o->open_tcp,         o->external_unix_sockets, o->terminal,
+        o->file_locks, o->empty_namespaces, o->n_empty_namespaces,    o->cgroups_mode,
+        o->image_path, o->work_path
+      };
     }
   fill_ctx (ck, &f);
   return 0;
 }
 
 static struct checkpoint_ctx *
-checkpoint_ctx_new (const struct container *c, const Containerd__Task__V2__CheckpointTaskRequest *req,
-                    shim_error_t *err)
+checkpoint_ctx_new (const struct container *c,
+                    const Containerd__Task__V2__CheckpointTaskRequest *req, shim_error_t *err)
 {
   struct checkpoint_ctx *ck = xcalloc (1, sizeof *ck);
   if (read_options (ck, req->options, err) < 0)

@@ -58,15 +58,15 @@ task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
         }
       if (kill (p->pid, (int) req->signal) < 0)
         {
-          shim_error_make (&err, errno, errno == ESRCH ? SHIM_NOT_FOUND : SHIM_UNKNOWN,
-                           "kill %s", process_name (p));
+          shim_error_make (&err, errno, errno == ESRCH ? SHIM_NOT_FOUND : SHIM_UNKNOWN, "kill %s",
+                           process_name (p));
           goto fail;
         }
       task_reply_empty (call);
       return;
     }
-  struct runtime_call rc = { .verb = RUNTIME_KILL, .id = req->id, .signal = (int) req->signal,
-                             .all = req->all };
+  struct runtime_call rc
+      = { .verb = RUNTIME_KILL, .id = req->id, .signal = (int) req->signal, .all = req->all };
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, p->container, &ctx);
   if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, p->container->bundle, NULL,
@@ -223,7 +223,6 @@ task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
   ttrpc_call_fail (call, &err);
 }
 
-
 /* ---- Pause / Resume / Update: runtime calls on the container's op queue ---- */
 
 struct control_verb
@@ -295,7 +294,8 @@ control_run (struct op *op)
   shim_error_t err = NULL;
   struct runtime_io io = { SPAWN_FD_NULL, SPAWN_FD_CAPTURE, SPAWN_FD_CAPTURE, NULL, 0 };
   if (process_check (c->init.state, verb->verb, &err) == 0
-      && (verb->verb != PROCESS_UPDATE || update_resources (op, &io.stdin_data, &io.stdin_len, &err) == 0))
+      && (verb->verb != PROCESS_UPDATE
+          || update_resources (op, &io.stdin_data, &io.stdin_len, &err) == 0))
     {
       struct runtime_call rc = { .verb = verb->runtime, .id = c->id };
       struct runtime_ctx ctx;
@@ -308,7 +308,6 @@ control_run (struct op *op)
   ttrpc_call_fail (op->call, &err);
   container_op_done (c);
 }
-
 
 void
 task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)

@@ -157,8 +157,8 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
   if (c->opts.trace || c->service->shim->debug)
     {
       cleanup_error shim_error_t terr = NULL;
-      c->trace = trace_open (c->opts.trace_dir, c->service->shim->namespace, c->id, c->bundle,
-                             &terr);
+      c->trace
+          = trace_open (c->opts.trace_dir, c->service->shim->namespace, c->id, c->bundle, &terr);
       if (c->trace == NULL)
         log_error_release (LOG_LEVEL_WARN, "runtime-call trace off", &terr);
     }
@@ -179,7 +179,8 @@ create_profile_ready (struct op *op)
   struct container *c = op->container;
   shim_error_t err = NULL;
   struct runtime_call rc = { .verb = RUNTIME_RESTORE, .id = c->id, .bundle = c->bundle };
-  if (c->checkpoint && profile_check_call (c->opts.runtime.profile, &rc, &c->opts.runtime, &err) < 0)
+  if (c->checkpoint
+      && profile_check_call (c->opts.runtime.profile, &rc, &c->opts.runtime, &err) < 0)
     {
       create_failed (c->service, c, op->call, &err);
       return;
@@ -188,8 +189,8 @@ create_profile_ready (struct op *op)
 }
 
 static void
-create_probe_cb (const struct runtime_profile *p, const struct profile_info *info,
-                 shim_error_t err, void *arg)
+create_probe_cb (const struct runtime_profile *p, const struct profile_info *info, shim_error_t err,
+                 void *arg)
 {
   struct op *op = arg;
   struct container *c = op->container;
@@ -255,7 +256,9 @@ create_io_ready_cb (shim_error_t err, void *arg)
     }
   cleanup_free char *pid_file = xasprintf ("%s/init.pid", c->bundle);
   unlink (pid_file);
-  struct runtime_call rc = { .verb = RUNTIME_CREATE, .id = c->id, .bundle = c->bundle,
+  struct runtime_call rc = { .verb = RUNTIME_CREATE,
+                             .id = c->id,
+                             .bundle = c->bundle,
                              .pid_file = pid_file,
                              .console_socket = proc_io_console_socket (c->init.io) };
   struct runtime_ctx ctx;

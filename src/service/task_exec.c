@@ -124,19 +124,20 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
   cleanup_free char *work = c->opts.criu_work_path ? xstrdup (c->opts.criu_work_path)
                                                    : xasprintf ("%s/criu-work", c->bundle);
   struct runtime_criu criu = { .image_path = c->checkpoint, .work_path = work };
-  struct runtime_call rc = { .verb = RUNTIME_EXEC, .id = c->id, .pid_file = pid_file,
-                             .process_file = p->spec_path };
+  struct runtime_call rc
+      = { .verb = RUNTIME_EXEC, .id = c->id, .pid_file = pid_file, .process_file = p->spec_path };
   if (process_is_init (p))
-    rc = (struct runtime_call){ .verb = RUNTIME_RESTORE, .id = c->id, .pid_file = pid_file,
-                                .bundle = c->bundle, .criu = &criu };
+    rc = (struct runtime_call){
+      .verb = RUNTIME_RESTORE, .id = c->id, .pid_file = pid_file, .bundle = c->bundle, .criu = &criu
+    };
   rc.console_socket = proc_io_console_socket (p->io);
   struct runtime_ctx ctx;
   task_runtime_ctx (svc, c, &ctx);
   int fds[3];
   proc_io_runtime_fds (p->io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
-  return runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
-                      start_done_cb, op, err);
+  return runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io, start_done_cb,
+                      op, err);
 }
 
 static void
@@ -178,8 +179,8 @@ start_run (struct op *op)
           struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
           struct runtime_ctx ctx;
           task_runtime_ctx (svc, c, &ctx);
-          op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle,
-                                   NULL, start_done_cb, op, &err);
+          op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
+                                   start_done_cb, op, &err);
         }
       else
         {

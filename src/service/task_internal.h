@@ -27,8 +27,7 @@ struct task_service
 
 struct container *task_find_container (struct task_service *svc, const char *id);
 /* Like task_find_container, but NotFound is an error. */
-struct container *task_get_container (struct task_service *svc, const char *id,
-                                      shim_error_t *err);
+struct container *task_get_container (struct task_service *svc, const char *id, shim_error_t *err);
 struct process *task_find_process (struct task_service *svc, const char *id, const char *exec_id,
                                    shim_error_t *err);
 void task_reply_empty (struct ttrpc_call *call);

@@ -31,7 +31,6 @@
 #include "wire/ttrpc_server.h"
 #include "base/util.h"
 
-
 struct task_service *
 task_service_new (struct shim *shim)
 {
@@ -84,11 +83,15 @@ int
 task_open_io (struct task_service *svc, struct process *p, shim_error_t *err)
 {
   struct container *c = p->container;
-  struct proc_io_config cfg = { .stdin_path = p->stdin_path, .stdout_path = p->stdout_path,
-                                .stderr_path = p->stderr_path, .terminal = p->terminal,
-                                .uid = c->opts.io_uid, .gid = c->opts.io_gid,
+  struct proc_io_config cfg = { .stdin_path = p->stdin_path,
+                                .stdout_path = p->stdout_path,
+                                .stderr_path = p->stderr_path,
+                                .terminal = p->terminal,
+                                .uid = c->opts.io_uid,
+                                .gid = c->opts.io_gid,
                                 .drop_when_full = strcmp (c->opts.io_policy, "drop") == 0,
-                                .reaper = svc->shim->reaper, .namespace = svc->shim->namespace,
+                                .reaper = svc->shim->reaper,
+                                .namespace = svc->shim->namespace,
                                 .id = c->id };
   p->io = proc_io_new (svc->shim->base, &cfg, err);
   return p->io ? 0 : -1;
@@ -250,7 +253,7 @@ process_exit_cb (pid_t pid, int status, const struct timespec *when, void *arg)
 
 int
 task_watch_pid_file (struct task_service *svc, struct process *p, const char *pid_file,
-                shim_error_t *err)
+                     shim_error_t *err)
 {
   cleanup_free char *text = NULL;
   if (read_file (pid_file, 64, &text, NULL, err) < 0 || runtime_parse_pid (text, &p->pid, err) < 0)
@@ -614,11 +617,11 @@ check_id (const ProtobufCBinaryData *id, bool names_new, bool exec, shim_error_t
   if (id->len == 0 || ident_valid ((const char *) id->data, id->len))
     return 0;
   if (names_new)
-    return ident_check (exec ? "exec id" : "container id", (const char *) id->data, id->len,
-                        err);
+    return ident_check (exec ? "exec id" : "container id", (const char *) id->data, id->len, err);
   if (exec)
     return shim_error_make (err, 0, SHIM_NOT_FOUND, "process does not exist %.*s",
-                            (int) strnlen ((const char *) id->data, id->len), (const char *) id->data);
+                            (int) strnlen ((const char *) id->data, id->len),
+                            (const char *) id->data);
   return shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
 }
 

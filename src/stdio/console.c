@@ -248,8 +248,7 @@ collect_fds (struct msghdr *msg, int *fds, size_t *n_fds, size_t *n_scm)
 
 /* go-runc's rules: one control message carrying exactly one fd, and a name that fits. */
 static int
-check_message (ssize_t n, const struct msghdr *msg, size_t n_scm, size_t n_fds,
-               shim_error_t *err)
+check_message (ssize_t n, const struct msghdr *msg, size_t n_scm, size_t n_fds, shim_error_t *err)
 {
   if (n == 0 && n_fds == 0)
     return shim_error_make (err, 0, SHIM_UNKNOWN,
@@ -274,8 +273,9 @@ recv_master (int sock, int *master, shim_error_t *err)
     struct cmsghdr align;
   } ctl;
   struct iovec iov = { .iov_base = name, .iov_len = sizeof name };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf };
+  struct msghdr msg = {
+    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf
+  };
   int fds[CONSOLE_MAX_FDS];
   size_t n_fds, n_scm;
 

@@ -186,7 +186,8 @@ uri_path (const char *uri, const char *hier, size_t n, shim_error_t *err)
       size_t host_len = (slash ? (size_t) (slash - hier) : n) - 2;
       if (host_len > 0)
         return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                                "logging binary URI `%s` names a host; use binary:///abs/path", uri),
+                                "logging binary URI `%s` names a host; use binary:///abs/path",
+                                uri),
                NULL;
       n -= host_len + 2;
       hier += host_len + 2;
@@ -426,8 +427,13 @@ logbin_spawn (struct logbin *l, struct reaper *reaper, char **argv, const char *
   strv_pushf (&envp, "CONTAINER_NAMESPACE=%s", namespace);
   const int extra[3] = { fds[0], fds[2], fds[5] };
   struct spawn_req req = {
-    .argv = argv, .envp = envp, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_NULL,
-    .stderr_fd = SPAWN_FD_NULL, .extra_fds = extra, .n_extra_fds = ARRAY_SIZE (extra),
+    .argv = argv,
+    .envp = envp,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_NULL,
+    .stderr_fd = SPAWN_FD_NULL,
+    .extra_fds = extra,
+    .n_extra_fds = ARRAY_SIZE (extra),
   };
   l->spawn = spawn_start (l->base, reaper, &req, exited_cb, l, err);
   if (l->spawn == NULL)

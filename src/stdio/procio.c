@@ -35,7 +35,7 @@ struct pump
   int src, dst;
   struct event *ev_read, *ev_write;
   struct event *flush_timer; /* the source ended, the sink's reader has bytes left to take */
-  uint64_t flush_until;      /* monotonic ms */
+  uint64_t flush_until; /* monotonic ms */
   char *buf; /* fallback only */
   size_t buf_len;
   bool use_splice;
@@ -53,10 +53,10 @@ struct proc_io
   bool started;
   bool drop_when_full;
   struct console *console; /* terminal: until the runtime hands over the master */
-  int master;              /* terminal: kept for resizing */
-  struct logbin *logbin;   /* binary:// logger */
-  int logbin_err;          /* its stderr pipe, unused with a terminal but kept open */
-  bool ready;              /* the logger signalled readiness (or there is none) */
+  int master; /* terminal: kept for resizing */
+  struct logbin *logbin; /* binary:// logger */
+  int logbin_err; /* its stderr pipe, unused with a terminal but kept open */
+  bool ready; /* the logger signalled readiness (or there is none) */
   shim_error_t ready_err;
   proc_io_ready_cb ready_cb;
   void *ready_arg;
@@ -129,7 +129,8 @@ open_output (const char *uri, shim_error_t *err)
 static bool
 is_binary_uri (const char *uri)
 {
-  return has_path (uri) && (strncmp (uri, "binary://", 9) == 0 || strncmp (uri, "binary-v2://", 12) == 0);
+  return has_path (uri)
+         && (strncmp (uri, "binary://", 9) == 0 || strncmp (uri, "binary-v2://", 12) == 0);
 }
 
 /* Container output through a pipe: its write end goes to the container, the loop copies the
@@ -398,7 +399,8 @@ pump_splice (struct pump *p)
     {
       if (moved >= PUMP_BUDGET)
         return 1;
-      ssize_t n = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      ssize_t n
+          = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
       if (n > 0)
         {
           moved += n;

@@ -18,14 +18,14 @@ struct reaper;
 
 struct proc_io_config
 {
-  const char *stdin_path;  /* "" or NULL: none */
+  const char *stdin_path; /* "" or NULL: none */
   const char *stdout_path; /* FIFO path, fifo://, file://, binary:// or binary-v2:// */
   const char *stderr_path;
-  bool terminal;           /* a PTY through the runtime's console socket */
-  bool drop_when_full;     /* a full reader drops output instead of stalling the writer */
-  uint32_t uid, gid;       /* owner of the container's pipe ends (0: leave as is) */
-  struct reaper *reaper;   /* for a logging binary */
-  const char *namespace;   /* passed to a logging binary */
+  bool terminal; /* a PTY through the runtime's console socket */
+  bool drop_when_full; /* a full reader drops output instead of stalling the writer */
+  uint32_t uid, gid; /* owner of the container's pipe ends (0: leave as is) */
+  struct reaper *reaper; /* for a logging binary */
+  const char *namespace; /* passed to a logging binary */
   const char *id;
 };
 

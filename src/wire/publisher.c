@@ -275,8 +275,8 @@ publish_done_cb (const struct spawn_result *res, void *arg)
     log_warn ("cannot run %s: %s", p->binary, strerror (res->exec_errno));
   else
     log_warn ("%s publish %s failed (attempt %u, exit %d%s): %.*s", p->binary, e->topic,
-              e->attempts, res->exit_code, res->timed_out ? ", timed out" : "",
-              (int) res->err_len, res->err ? res->err : "");
+              e->attempts, res->exit_code, res->timed_out ? ", timed out" : "", (int) res->err_len,
+              res->err ? res->err : "");
   /* A binary that does not run will never run. */
   if (res->exec_errno != 0 || e->attempts >= PUBLISHER_BINARY_MAX_ATTEMPTS)
     finish_head (p, e, false);
@@ -292,13 +292,24 @@ publish_binary (struct publisher *p, struct pending_event *e)
   const Containerd__Services__Events__Ttrpc__V1__ForwardRequest *req = (const void *) e->request;
   size_t len = 0;
   cleanup_free uint8_t *any = pb_pack (&req->envelope->event->base, &len);
-  char *const argv[] = { p->binary, (char *) "--address", p->address, (char *) "publish",
-                         (char *) "--topic", e->topic, (char *) "--namespace", e->namespace,
+  char *const argv[] = { p->binary,
+                         (char *) "--address",
+                         p->address,
+                         (char *) "publish",
+                         (char *) "--topic",
+                         e->topic,
+                         (char *) "--namespace",
+                         e->namespace,
                          NULL };
   struct spawn_req sreq = {
-    .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdin_data = any, .stdin_len = len,
-    .stdout_fd = SPAWN_FD_NULL, .stderr_fd = SPAWN_FD_CAPTURE,
-    .timeout_ms = PUBLISHER_CALL_TIMEOUT_MS, .capture_max = 4096,
+    .argv = argv,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdin_data = any,
+    .stdin_len = len,
+    .stdout_fd = SPAWN_FD_NULL,
+    .stderr_fd = SPAWN_FD_CAPTURE,
+    .timeout_ms = PUBLISHER_CALL_TIMEOUT_MS,
+    .capture_max = 4096,
   };
   cleanup_error shim_error_t err = NULL;
   p->in_flight = e;

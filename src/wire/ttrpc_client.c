@@ -27,7 +27,7 @@
 
 struct client_call
 {
-  RB_ENTRY (client_call) node;         /* in client->pending while awaiting its response */
+  RB_ENTRY (client_call) node; /* in client->pending while awaiting its response */
   TAILQ_ENTRY (client_call) done_link; /* in client->done while its completion is queued */
   uint32_t stream_id;
   bool done;
@@ -317,8 +317,7 @@ client_write_cb (evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-client_handle_frame (struct ttrpc_client *c, enum ttrpc_read_status st,
-                     const struct ttrpc_frame *f)
+client_handle_frame (struct ttrpc_client *c, enum ttrpc_read_status st, const struct ttrpc_frame *f)
 {
   struct client_call key = { .stream_id = f->header.stream_id };
   struct client_call *call;
@@ -415,8 +414,8 @@ ttrpc_client_free (struct ttrpc_client *c)
 /* Packs the ttrpc envelope for one call into a malloc'd buffer. */
 static int
 client_pack_request (const char *service, const char *method, const ProtobufCMessage *req,
-                     const struct ttrpc_kv *md, size_t n_md, unsigned timeout_ms,
-                     uint8_t **out, size_t *out_len, shim_error_t *err)
+                     const struct ttrpc_kv *md, size_t n_md, unsigned timeout_ms, uint8_t **out,
+                     size_t *out_len, shim_error_t *err)
 {
   Ttrpc__Request r = TTRPC__REQUEST__INIT;
   cleanup_free Ttrpc__KeyValue *kvs = xcalloc (n_md, sizeof *kvs);
@@ -470,9 +469,8 @@ client_call_new (struct ttrpc_client *c, unsigned timeout_ms, ttrpc_client_cb cb
 
 int
 ttrpc_client_call (struct ttrpc_client *c, const char *service, const char *method,
-                   const ProtobufCMessage *req, const struct ttrpc_kv *metadata,
-                   size_t n_metadata, unsigned timeout_ms, ttrpc_client_cb cb, void *arg,
-                   shim_error_t *err)
+                   const ProtobufCMessage *req, const struct ttrpc_kv *metadata, size_t n_metadata,
+                   unsigned timeout_ms, ttrpc_client_cb cb, void *arg, shim_error_t *err)
 {
   cleanup_free uint8_t *frame = NULL;
   size_t len;

@@ -21,8 +21,8 @@ struct ttrpc_kv
 
 /* code is a gRPC code (SHIM_OK on success); payload/message valid only during the callback.
  * Transport failures give SHIM_UNAVAILABLE, deadlines SHIM_DEADLINE_EXCEEDED. */
-typedef void (*ttrpc_client_cb) (int code, const char *message, const uint8_t *payload,
-                                 size_t len, void *arg);
+typedef void (*ttrpc_client_cb) (int code, const char *message, const uint8_t *payload, size_t len,
+                                 void *arg);
 
 /* address: a unix socket path, with or without a "unix://" prefix. */
 struct ttrpc_client *ttrpc_client_new (struct event_base *base, const char *address);

@@ -33,7 +33,7 @@ struct ttrpc_conn
 {
   LIST_ENTRY (ttrpc_conn) link;
   struct ttrpc_server *server; /* NULL once closed */
-  int fd;                      /* -1 once closed */
+  int fd; /* -1 once closed */
   struct event *read_ev;
   struct event *write_ev; /* added only while output is pending */
   struct evbuffer *in;
@@ -281,8 +281,7 @@ ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp)
     {
       shim_error_t err = NULL;
       shim_error_make (&err, 0, SHIM_RESOURCE_EXHAUSTED,
-                       "message length %zu exceed maximum message size of %u", len,
-                       TTRPC_MAX_DATA);
+                       "message length %zu exceed maximum message size of %u", len, TTRPC_MAX_DATA);
       call_fail (call, &err, false);
       return;
     }

@@ -26,7 +26,7 @@ typedef void (*ttrpc_handler_fn) (struct ttrpc_call *call, const ProtobufCMessag
 struct ttrpc_method
 {
   const char *service; /* e.g. "containerd.task.v2.Task" */
-  const char *method;  /* e.g. "Create" */
+  const char *method; /* e.g. "Create" */
   const ProtobufCMessageDescriptor *input;
   ttrpc_handler_fn handler;
 };
@@ -39,8 +39,8 @@ struct ttrpc_server *ttrpc_server_new (struct event_base *base, int listen_fd,
                                        void *arg, shim_error_t *err);
 /* Serves a second method table (another service) whose handlers get arg instead of the
  * server's. methods must outlive the server. */
-void ttrpc_server_add_service (struct ttrpc_server *s, const struct ttrpc_method *methods,
-                               size_t n, void *arg);
+void ttrpc_server_add_service (struct ttrpc_server *s, const struct ttrpc_method *methods, size_t n,
+                               void *arg);
 /* Closes the listener and every connection; parked calls stay valid (answers become no-ops). */
 void ttrpc_server_free (struct ttrpc_server *s);
 size_t ttrpc_server_connection_count (const struct ttrpc_server *s);

@@ -98,9 +98,8 @@ ttrpc_frame_append (struct evbuffer *out, uint32_t stream_id, uint8_t type, uint
                     const void *data, size_t len)
 {
   uint8_t raw[TTRPC_HEADER_LEN];
-  struct ttrpc_header h = {
-    .length = (uint32_t) len, .stream_id = stream_id, .type = type, .flags = flags
-  };
+  struct ttrpc_header h
+      = { .length = (uint32_t) len, .stream_id = stream_id, .type = type, .flags = flags };
 
   if (len > TTRPC_MAX_DATA)
     return -1;

@@ -86,8 +86,8 @@ valid_name (const char *s, size_t n)
   if (n == 0 || n > 64 || (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.'))))
     return false;
   for (size_t i = 0; i < n; i++)
-    if (!(s[i] == '.' || s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z')
-          || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+    if (!(s[i] == '.' || s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+          || (s[i] >= '0' && s[i] <= '9')))
       return false;
   return true;
 }
@@ -107,8 +107,7 @@ static const char *
 v1_dir_of (const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE (v1_ctrls); i++)
-    if (strncmp (name, v1_ctrls[i], strlen (v1_ctrls[i])) == 0
-        && name[strlen (v1_ctrls[i])] == '.')
+    if (strncmp (name, v1_ctrls[i], strlen (v1_ctrls[i])) == 0 && name[strlen (v1_ctrls[i])] == '.')
       return cgroup_dir (cg_v1, v1_ctrls[i]);
   return NULL;
 }

@@ -75,8 +75,7 @@ answer (int conn, const uint8_t *data, size_t size)
 {
   if (size > 0 && (data[0] & 1) == 0)
     {
-      struct ttrpc_header h = { .length = size - 1, .stream_id = 1,
-                                .type = TTRPC_TYPE_RESPONSE };
+      struct ttrpc_header h = { .length = size - 1, .stream_id = 1, .type = TTRPC_TYPE_RESPONSE };
       uint8_t hdr[TTRPC_HEADER_LEN];
       ttrpc_header_encode (&h, hdr);
       (void) write_all (conn, hdr, sizeof hdr);

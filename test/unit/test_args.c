@@ -32,8 +32,17 @@ test_start_as_containerd_writes_it (void **state)
 {
   (void) state;
   /* The argv containerd 1.6.20 gave the shim for `start` (test/fuzz/corpus/fuzz_args). */
-  char *argv[] = { "shim", "-namespace", "ns1", "-address", "/run/containerd/containerd.sock",
-                   "-publish-binary", "/usr/bin/containerd", "-id", "c1", "-debug", "start",
+  char *argv[] = { "shim",
+                   "-namespace",
+                   "ns1",
+                   "-address",
+                   "/run/containerd/containerd.sock",
+                   "-publish-binary",
+                   "/usr/bin/containerd",
+                   "-id",
+                   "c1",
+                   "-debug",
+                   "start",
                    NULL };
   struct parsed p = parse (argv);
   assert_int_equal (p.ret, 0);
@@ -50,8 +59,8 @@ static void
 test_flag_forms (void **state)
 {
   (void) state;
-  char *argv[] = { "shim", "--bundle=/b", "-socket", "/s", "-debug=false", "--v", "-info",
-                   "delete", NULL };
+  char *argv[]
+      = { "shim", "--bundle=/b", "-socket", "/s", "-debug=false", "--v", "-info", "delete", NULL };
   struct parsed p = parse (argv);
   assert_int_equal (p.ret, 0);
   assert_string_equal (p.a.bundle, "/b");

@@ -16,7 +16,9 @@
 #include "cli/buildinfo.h"
 #include "base/util.h"
 
-#define SENTINEL "0w\xaf\x0c\x92t\x08\x02" "A\xe1\xc1\x07\xe6\xd6\x18\xe6"
+#define SENTINEL                                                                                   \
+  "0w\xaf\x0c\x92t\x08\x02"                                                                        \
+  "A\xe1\xc1\x07\xe6\xd6\x18\xe6"
 #define V2_INFO "path\tgithub.com/containerd/containerd/v2/cmd/containerd\nbuild\tGOOS=linux\n"
 #define V1_INFO "path\tgithub.com/containerd/containerd/cmd/containerd\nbuild\tGOOS=linux\n"
 
@@ -74,10 +76,12 @@ write_elf (const char *name, const uint8_t *data, size_t len)
   eh.e_shstrndx = 1;
   eh.e_shoff = sizeof eh + names_len + len;
   Elf64_Shdr sh[3] = { { 0 } };
-  sh[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_STRTAB, .sh_offset = sizeof eh,
-                        .sh_size = names_len };
-  sh[2] = (Elf64_Shdr){ .sh_name = 11, .sh_type = SHT_PROGBITS,
-                        .sh_offset = sizeof eh + names_len, .sh_size = len };
+  sh[1] = (Elf64_Shdr){
+    .sh_name = 1, .sh_type = SHT_STRTAB, .sh_offset = sizeof eh, .sh_size = names_len
+  };
+  sh[2] = (Elf64_Shdr){
+    .sh_name = 11, .sh_type = SHT_PROGBITS, .sh_offset = sizeof eh + names_len, .sh_size = len
+  };
   assert_int_equal (write_all (fd, &eh, sizeof eh), 0);
   assert_int_equal (write_all (fd, names, names_len), 0);
   assert_int_equal (write_all (fd, data, len), 0);

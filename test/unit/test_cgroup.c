@@ -47,8 +47,7 @@ test_hybrid (void **state)
 {
   (void) state;
   shim_error_t err = NULL;
-  cleanup_cgroup struct cgroup *cg
-      = cgroup_from_text (hybrid_cgroup, hybrid_mountinfo, NULL, &err);
+  cleanup_cgroup struct cgroup *cg = cgroup_from_text (hybrid_cgroup, hybrid_mountinfo, NULL, &err);
   assert_non_null (cg);
   assert_null (err);
   assert_false (cgroup_is_v2 (cg));
@@ -72,10 +71,9 @@ test_comounted_cpu_cpuacct (void **state)
 {
   (void) state;
   const char *proc = "12:name=systemd:/x\n4:cpu,cpuacct:/k8s/pod1/c1\n3:memory:/k8s/pod1/c1\n";
-  const char *mi
-      = "31 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
-        "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-        "39 30 0:36 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n";
+  const char *mi = "31 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+                   "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                   "39 30 0:36 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n";
   shim_error_t err = NULL;
   cleanup_cgroup struct cgroup *cg = cgroup_from_text (proc, mi, NULL, &err);
   assert_non_null (cg);

@@ -140,7 +140,8 @@ test_json_errors (void **state)
   expect_json_error ("{", "not a JSON object");
   expect_json_error ("{\"profile\": \"kata\"}",
                      "`profile` must be one of `auto`, `runc`, `crun`, `youki`, `generic`");
-  expect_json_error ("{\"io_policy\": \"drop-oldest\"}", "`io_policy` must be one of `block`, `drop`");
+  expect_json_error ("{\"io_policy\": \"drop-oldest\"}",
+                     "`io_policy` must be one of `block`, `drop`");
   expect_json_error ("{\"trace\": 1}", "`trace` must be a boolean");
 }
 
@@ -155,9 +156,10 @@ test_json_operational_keys (void **state)
   assert_false (o.trace);
   assert_int_equal (o.exec_io_drain_ms, CONFIG_DEFAULT_EXEC_IO_DRAIN_MS);
   shim_error_t err = NULL;
-  assert_int_equal (config_apply_json (&o, "{\"profile\":\"youki\",\"trace\":true,"
-                                           "\"trace_dir\":\"/tmp/t\",\"exec_io_drain_ms\":500,"
-                                           "\"io_policy\":\"drop\"}",
+  assert_int_equal (config_apply_json (&o,
+                                       "{\"profile\":\"youki\",\"trace\":true,"
+                                       "\"trace_dir\":\"/tmp/t\",\"exec_io_drain_ms\":500,"
+                                       "\"io_policy\":\"drop\"}",
                                        "test", &err),
                     0);
   assert_string_equal (o.profile, "youki");
@@ -295,8 +297,9 @@ test_save_load_round_trip (void **state)
   struct task_options o, back;
   config_init (&o);
   shim_error_t err = NULL;
-  assert_int_equal (config_apply_json (&o, "{\"binary\":\"crun\",\"systemd_cgroup\":true,"
-                                           "\"runtime_args\":[\"--a\",\"--b\"]}",
+  assert_int_equal (config_apply_json (&o,
+                                       "{\"binary\":\"crun\",\"systemd_cgroup\":true,"
+                                       "\"runtime_args\":[\"--a\",\"--b\"]}",
                                        "test", &err),
                     0);
   assert_int_equal (config_save (&o, dir, &err), 0);

@@ -132,7 +132,9 @@ runtime_send (int sock, const int *fds, size_t n, const char *name)
   } ctl;
   memset (&ctl, 0, sizeof ctl);
   struct iovec iov = { .iov_base = (void *) name, .iov_len = strlen (name) };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+  struct msghdr msg = { .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
                         .msg_controllen = CMSG_SPACE (sizeof (int) * n) };
   struct cmsghdr *cm = CMSG_FIRSTHDR (&msg);
   cm->cmsg_level = SOL_SOCKET;

@@ -37,8 +37,7 @@ test_state_table (void **state)
   assert_int_equal (process_next (PROCESS_RUNNING, PROCESS_START), PROCESS_RUNNING);
   /* The stock shim's refusals: plain errors (Unknown), NotFound once finished or deleted. */
   expect_refused (PROCESS_RUNNING, PROCESS_START, SHIM_UNKNOWN, "cannot start a running process");
-  expect_refused (PROCESS_RUNNING, PROCESS_DELETE, SHIM_UNKNOWN,
-                  "cannot delete a running process");
+  expect_refused (PROCESS_RUNNING, PROCESS_DELETE, SHIM_UNKNOWN, "cannot delete a running process");
   expect_refused (PROCESS_CREATED, PROCESS_PAUSE, SHIM_UNKNOWN,
                   "cannot pause task in created state");
   expect_refused (PROCESS_STOPPED, PROCESS_KILL, SHIM_NOT_FOUND, "process already finished");
@@ -137,8 +136,8 @@ test_kill_all_from_spec (void **state)
   assert_false (container_spec_kills_all_on_exit (
       "{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"\"}]}}"));
   /* Host pid namespace, or another's joined by path: nothing ends its processes. */
-  assert_true (container_spec_kills_all_on_exit (
-      "{\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}"));
+  assert_true (
+      container_spec_kills_all_on_exit ("{\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}"));
   assert_true (container_spec_kills_all_on_exit (
       "{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/proc/9/ns/pid\"}]}}"));
   assert_true (container_spec_kills_all_on_exit ("{}"));

@@ -33,8 +33,8 @@ static void
 test_refused (void **state)
 {
   (void) state;
-  static const char *const bad[] = { "", "/", "..", "../x", "a/b", "a..b", "-a", "a-", ".a",
-                                     "a.", "a b", "a\nb", "a\n", "é", "a:b", "a--b" };
+  static const char *const bad[] = { "",   "/",  "..",  "../x", "a/b", "a..b", "-a",  "a-",
+                                     ".a", "a.", "a b", "a\nb", "a\n", "é",    "a:b", "a--b" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     assert_false (valid (bad[i]));
   char over[IDENT_MAX + 2];

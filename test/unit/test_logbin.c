@@ -280,7 +280,8 @@ assert_shell_env (char *env)
   for (char *save = NULL, *line = strtok_r (env, "\n", &save); line;
        line = strtok_r (NULL, "\n", &save))
     {
-      if (strcmp (line, "CONTAINER_ID=ctr-1") == 0 || strcmp (line, "CONTAINER_NAMESPACE=k8s.io") == 0)
+      if (strcmp (line, "CONTAINER_ID=ctr-1") == 0
+          || strcmp (line, "CONTAINER_NAMESPACE=k8s.io") == 0)
         seen++;
       else if (strncmp (line, "PWD=", 4) != 0)
         fail_msg ("unexpected variable `%s`", line);
@@ -301,8 +302,8 @@ run_copy_logger (struct fixture *f, bool v2)
   cleanup_free char *body = xasprintf (copy_logger, v2 ? "printf x >&5; exec 5>&-" : "exec 5>&-");
   cleanup_free char *script = write_script (f, "logger", body);
   cleanup_free char *base = xasprintf ("%s/o", f->dir);
-  cleanup_free char *uri = xasprintf ("%s://%s?out=%s&x=a+b", v2 ? "binary-v2" : "binary", script,
-                                      base);
+  cleanup_free char *uri
+      = xasprintf ("%s://%s?out=%s&x=a+b", v2 ? "binary-v2" : "binary", script, base);
   int fds_before = count_fds ();
   struct run r = { 0 };
 
@@ -478,8 +479,8 @@ expect_start_error (struct fixture *f, const char *uri, int want_errno)
   int out_w = -1, err_w = -1;
   struct outcome o = { 0 };
   int before = count_fds ();
-  struct logbin *l = logbin_start (f->base, f->reaper, uri, "ns", "id", &out_w, &err_w, ready_cb,
-                                   &o, &err);
+  struct logbin *l
+      = logbin_start (f->base, f->reaper, uri, "ns", "id", &out_w, &err_w, ready_cb, &o, &err);
   assert_null (l);
   assert_non_null (err);
   assert_int_equal (err->errno_, want_errno);

@@ -29,9 +29,9 @@
 
 struct fixture
 {
-  char dir[64];    /* v2: the fixture root */
+  char dir[64]; /* v2: the fixture root */
   char cgdir[128]; /* v1: the memory cgroup made for the test */
-  pid_t child;     /* v1: the allocating child, killed in teardown if still there */
+  pid_t child; /* v1: the allocating child, killed in teardown if still there */
   struct event_base *base;
   int reports;
   bool stop_on_report;
@@ -104,8 +104,8 @@ write_events (struct fixture *f, unsigned oom_kill)
   assert_int_equal (mkdir_p (dir, 0755), 0);
   cleanup_free char *path = xasprintf ("%s/memory.events", dir);
   cleanup_free char *text
-      = xasprintf ("low 0\nhigh 0\nmax %u\noom %u\noom_kill %u\noom_group_kill 0\n",
-                   oom_kill * 3, oom_kill, oom_kill);
+      = xasprintf ("low 0\nhigh 0\nmax %u\noom %u\noom_kill %u\noom_group_kill 0\n", oom_kill * 3,
+                   oom_kill, oom_kill);
   write_text (path, text);
 }
 
@@ -258,8 +258,7 @@ make_v1_cgroup (struct fixture *f, const char *suffix)
 }
 
 /* Touches 64 MiB once the parent says go (it first moves this process into the cgroup). */
-static void __attribute__ ((noreturn))
-hog (int go)
+static void __attribute__ ((noreturn)) hog (int go)
 {
   char c;
   if (read (go, &c, 1) != 1)
@@ -354,8 +353,7 @@ test_v1_removal_only (void **state)
   cleanup_free char *mountinfo = NULL;
   shim_error_t err = NULL;
   assert_int_equal (read_file ("/proc/self/mountinfo", 1u << 22, &mountinfo, NULL, &err), 0);
-  cleanup_free char *proc
-      = xasprintf ("4:memory:%s\n", f->cgdir + strlen (V1_MEMORY_ROOT));
+  cleanup_free char *proc = xasprintf ("4:memory:%s\n", f->cgdir + strlen (V1_MEMORY_ROOT));
   cleanup_cgroup struct cgroup *cg = cgroup_from_text (proc, mountinfo, NULL, &err);
   assert_non_null (cg);
   assert_string_equal (cgroup_dir (cg, "memory"), f->cgdir);

@@ -102,9 +102,9 @@ test_version_unknown (void **state)
   (void) state;
   const struct runtime_profile *generic = profile_by_name ("generic");
   struct profile_info info;
-  assert_ptr_equal (profile_from_version ("runsc version release-20230605.0\nspec: 1.1.0-rc.1\n",
-                                          &info),
-                    generic);
+  assert_ptr_equal (
+      profile_from_version ("runsc version release-20230605.0\nspec: 1.1.0-rc.1\n", &info),
+      generic);
   assert_string_equal (info.name, "runsc");
   assert_string_equal (info.version, "release-20230605.0");
   assert_string_equal (info.spec, "1.1.0-rc.1");
@@ -243,17 +243,19 @@ test_argv_youki_checkpointt (void **state)
 {
   (void) state;
   struct runtime_cfg cfg = { .binary = "youki" };
-  struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .cgroups_mode = "soft",
-                               .leave_running = true };
+  struct runtime_criu criu
+      = { .image_path = "/ck", .work_path = "/w", .cgroups_mode = "soft", .leave_running = true };
   struct runtime_call call = { .verb = RUNTIME_CHECKPOINT, .id = "c1", .criu = &criu };
-  const char *want[] = { "youki", "--root", "/run/containerd/runc/ns", "checkpointt",
-                         "--image-path", "/ck", "--work-path", "/w", "--manage-cgroups-mode",
-                         "soft", "--leave-running", "c1", NULL };
+  const char *want[] = {
+    "youki",       "--root", "/run/containerd/runc/ns", "checkpointt", "--image-path",    "/ck",
+    "--work-path", "/w",     "--manage-cgroups-mode",   "soft",        "--leave-running", "c1",
+    NULL
+  };
   assert_argv (argv_for ("youki", &cfg, &call), want);
 
   struct runtime_call kill = { .verb = RUNTIME_KILL, .id = "c1", .signal = 9, .all = true };
-  const char *want_kill[] = { "youki", "--root", "/run/containerd/runc/ns", "kill", "--all",
-                              "c1", "9", NULL };
+  const char *want_kill[]
+      = { "youki", "--root", "/run/containerd/runc/ns", "kill", "--all", "c1", "9", NULL };
   assert_argv (argv_for ("youki", &cfg, &kill), want_kill);
 }
 
@@ -263,17 +265,37 @@ test_argv_crun_restore (void **state)
   (void) state;
   struct runtime_cfg cfg = { .binary = "crun", .no_pivot_root = true };
   struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .shell_job = true };
-  struct runtime_call call = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b",
-                               .pid_file = "/b/init.pid", .console_socket = "/s", .criu = &criu };
-  const char *want[] = { "crun", "--root", "/run/containerd/runc/ns", "restore", "--image-path",
-                         "/ck", "--work-path", "/w", "--shell-job", "--detach", "--pid-file",
-                         "/b/init.pid", "--console-socket", "/s", "--bundle", "/b", "c1", NULL };
+  struct runtime_call call = { .verb = RUNTIME_RESTORE,
+                               .id = "c1",
+                               .bundle = "/b",
+                               .pid_file = "/b/init.pid",
+                               .console_socket = "/s",
+                               .criu = &criu };
+  const char *want[] = { "crun",
+                         "--root",
+                         "/run/containerd/runc/ns",
+                         "restore",
+                         "--image-path",
+                         "/ck",
+                         "--work-path",
+                         "/w",
+                         "--shell-job",
+                         "--detach",
+                         "--pid-file",
+                         "/b/init.pid",
+                         "--console-socket",
+                         "/s",
+                         "--bundle",
+                         "/b",
+                         "c1",
+                         NULL };
   assert_argv (argv_for ("crun", &cfg, &call), want);
 
   /* crun's create does take --no-pivot */
   struct runtime_call create = { .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/b" };
-  const char *want_create[] = { "crun", "--root", "/run/containerd/runc/ns", "create",
-                                "--bundle", "/b", "--no-pivot", "c1", NULL };
+  const char *want_create[]
+      = { "crun", "--root", "/run/containerd/runc/ns", "create", "--bundle", "/b", "--no-pivot",
+          "c1",   NULL };
   assert_argv (argv_for ("crun", &cfg, &create), want_create);
 }
 
@@ -283,17 +305,30 @@ test_argv_generic_is_runc (void **state)
 {
   (void) state;
   char *empty[] = { "network", NULL };
-  struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .parent_path = "/p",
-                               .cgroups_mode = "full", .empty_ns = empty, .tcp_established = true,
-                               .ext_unix_sk = true, .shell_job = true, .file_locks = true,
+  struct runtime_criu criu = { .image_path = "/ck",
+                               .work_path = "/w",
+                               .parent_path = "/p",
+                               .cgroups_mode = "full",
+                               .empty_ns = empty,
+                               .tcp_established = true,
+                               .ext_unix_sk = true,
+                               .shell_job = true,
+                               .file_locks = true,
                                .leave_running = true };
-  struct runtime_cfg cfg = { .systemd_cgroup = true, .no_pivot_root = true,
-                             .no_new_keyring = true };
+  struct runtime_cfg cfg
+      = { .systemd_cgroup = true, .no_pivot_root = true, .no_new_keyring = true };
   for (int v = 0; v < RUNTIME_VERB_COUNT; v++)
     {
-      struct runtime_call call = { .verb = v, .id = "c1", .bundle = "/b", .pid_file = "/p",
-                                   .console_socket = "/s", .process_file = "/proc.json",
-                                   .signal = 15, .all = true, .force = true, .criu = &criu };
+      struct runtime_call call = { .verb = v,
+                                   .id = "c1",
+                                   .bundle = "/b",
+                                   .pid_file = "/p",
+                                   .console_socket = "/s",
+                                   .process_file = "/proc.json",
+                                   .signal = 15,
+                                   .all = true,
+                                   .force = true,
+                                   .criu = &criu };
       char **plain = argv_for (NULL, &cfg, &call);
       char **runc = argv_for ("runc", &cfg, &call);
       char **generic = argv_for ("generic", &cfg, &call);
@@ -320,10 +355,10 @@ test_verb_names (void **state)
   assert_string_equal (profile_verb_name (profile_by_name ("youki"), RUNTIME_RESTORE), "restore");
   assert_string_equal (profile_verb_name (NULL, RUNTIME_CHECKPOINT), "checkpoint");
   assert_string_equal (profile_verb_name (profile_by_name ("crun"), RUNTIME_PS), "ps");
-  assert_true (profile_drops_flag (profile_by_name ("crun"), RUNTIME_RESTORE,
-                                   RUNTIME_FLAG_NO_SUBREAPER));
-  assert_false (profile_drops_flag (profile_by_name ("crun"), RUNTIME_CREATE,
-                                    RUNTIME_FLAG_NO_PIVOT));
+  assert_true (
+      profile_drops_flag (profile_by_name ("crun"), RUNTIME_RESTORE, RUNTIME_FLAG_NO_SUBREAPER));
+  assert_false (
+      profile_drops_flag (profile_by_name ("crun"), RUNTIME_CREATE, RUNTIME_FLAG_NO_PIVOT));
   assert_false (profile_drops_flag (NULL, RUNTIME_RESTORE, RUNTIME_FLAG_NO_SUBREAPER));
   assert_string_equal (runtime_flag_name (RUNTIME_FLAG_EMPTY_NS), "--empty-ns");
   assert_string_equal (runtime_flag_name (RUNTIME_FLAG_EMPTY_NS | RUNTIME_FLAG_ALL), "?");
@@ -358,8 +393,8 @@ test_check_verbs_and_caps (void **state)
   (void) state;
   const struct runtime_profile *youki = profile_by_name ("youki");
   struct runtime_criu criu = { .image_path = "/ck" };
-  struct runtime_call restore = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b",
-                                  .criu = &criu };
+  struct runtime_call restore
+      = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b", .criu = &criu };
   assert_refused (youki, &restore, NULL, SHIM_UNIMPLEMENTED, "youki does not support restore");
 
   struct runtime_profile crun;
@@ -400,20 +435,20 @@ test_check_flags (void **state)
   /* dropped, not refused: crun's restore never pivots or reaps on its own */
   struct runtime_cfg cfg = { .no_pivot_root = true };
   struct runtime_criu plain = { .image_path = "/ck" };
-  struct runtime_call restore = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b",
-                                  .criu = &plain };
+  struct runtime_call restore
+      = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b", .criu = &plain };
   assert_allowed (crun, &restore, &cfg);
   assert_true (runtime_call_flags (&restore, &cfg)
                & (RUNTIME_FLAG_NO_PIVOT | RUNTIME_FLAG_NO_SUBREAPER));
 
   cfg = (struct runtime_cfg){ .systemd_cgroup = true, .no_new_keyring = true };
-  struct runtime_call create = { .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/b",
-                                 .console_socket = "/s" };
+  struct runtime_call create
+      = { .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/b", .console_socket = "/s" };
   assert_allowed (youki, &create, &cfg);
   assert_allowed (crun, &create, &cfg);
-  assert_int_equal (runtime_call_flags (&create, &cfg),
-                    RUNTIME_FLAG_SYSTEMD_CGROUP | RUNTIME_FLAG_NO_NEW_KEYRING
-                        | RUNTIME_FLAG_CONSOLE_SOCKET);
+  assert_int_equal (runtime_call_flags (&create, &cfg), RUNTIME_FLAG_SYSTEMD_CGROUP
+                                                            | RUNTIME_FLAG_NO_NEW_KEYRING
+                                                            | RUNTIME_FLAG_CONSOLE_SOCKET);
 }
 
 static void
@@ -599,7 +634,8 @@ static void
 test_probe_installed (void **state)
 {
   struct fixture *f = *state;
-  static const char *const bins[][2] = { { "/usr/sbin/runc", "runc" }, { "/usr/bin/crun", "crun" } };
+  static const char *const bins[][2]
+      = { { "/usr/sbin/runc", "runc" }, { "/usr/bin/crun", "crun" } };
   for (size_t i = 0; i < ARRAY_SIZE (bins); i++)
     {
       if (access (bins[i][0], X_OK) < 0)

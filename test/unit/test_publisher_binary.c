@@ -94,7 +94,8 @@ static void
 assert_call (const struct fixture *f, int n, const char *topic)
 {
   cleanup_free char *want = xasprintf ("%s\t--address\t" ADDRESS "\tpublish\t--topic\t%s"
-                                       "\t--namespace\tns1\n", f->fake, topic);
+                                       "\t--namespace\tns1\n",
+                                       f->fake, topic);
   cleanup_free char *args = call_args (f, n);
   assert_non_null (args);
   assert_string_equal (args, want);

@@ -246,7 +246,10 @@ static void
 test_cache_bounded (void **state)
 {
   struct fixture *f = *state;
-  enum { N = 1030 };
+  enum
+  {
+    N = 1030
+  };
   pid_t *pids = xcalloc (N, sizeof *pids);
   for (int i = 0; i < N; i++)
     {

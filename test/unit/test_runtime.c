@@ -23,10 +23,15 @@ test_argv_create_minimal (void **state)
 {
   (void) state;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/b", .pid_file = "/b/init.pid",
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = "/b",
+    .pid_file = "/b/init.pid",
   };
-  const char *want[] = { "runc", "--root", "/run/containerd/runc/default", "create", "--bundle",
-                         "/b", "--pid-file", "/b/init.pid", "c1", NULL };
+  const char *want[] = { "runc",       "--root",      "/run/containerd/runc/default",
+                         "create",     "--bundle",    "/b",
+                         "--pid-file", "/b/init.pid", "c1",
+                         NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want);
 }
 
@@ -36,19 +41,42 @@ test_argv_create_full (void **state)
   (void) state;
   char *extra[] = { "--debug", "--rootless=false", NULL };
   struct runtime_cfg cfg = {
-    .binary = "/usr/bin/crun", .root = "/run/r/", .systemd_cgroup = true, .no_pivot_root = true,
-    .no_new_keyring = true, .extra_args = extra,
+    .binary = "/usr/bin/crun",
+    .root = "/run/r/",
+    .systemd_cgroup = true,
+    .no_pivot_root = true,
+    .no_new_keyring = true,
+    .extra_args = extra,
   };
   struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "k8s.io", .log_path = "/b/log.json" };
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/b", .pid_file = "/b/init.pid",
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = "/b",
+    .pid_file = "/b/init.pid",
     .console_socket = "/tmp/con.sock",
   };
-  const char *want[] = { "/usr/bin/crun", "--root", "/run/r/k8s.io", "--log", "/b/log.json",
-                         "--log-format", "json", "--systemd-cgroup", "--debug",
-                         "--rootless=false", "create", "--bundle", "/b", "--pid-file",
-                         "/b/init.pid", "--console-socket", "/tmp/con.sock", "--no-pivot",
-                         "--no-new-keyring", "c1", NULL };
+  const char *want[] = { "/usr/bin/crun",
+                         "--root",
+                         "/run/r/k8s.io",
+                         "--log",
+                         "/b/log.json",
+                         "--log-format",
+                         "json",
+                         "--systemd-cgroup",
+                         "--debug",
+                         "--rootless=false",
+                         "create",
+                         "--bundle",
+                         "/b",
+                         "--pid-file",
+                         "/b/init.pid",
+                         "--console-socket",
+                         "/tmp/con.sock",
+                         "--no-pivot",
+                         "--no-new-keyring",
+                         "c1",
+                         NULL };
   assert_argv (runtime_argv (&ctx, &call), want);
 }
 
@@ -83,14 +111,14 @@ test_argv_kill (void **state)
 {
   (void) state;
   struct runtime_call call = { .verb = RUNTIME_KILL, .id = "c1", .signal = 15 };
-  const char *want[] = { "runc", "--root", "/run/containerd/runc/default", "kill", "c1", "15",
-                         NULL };
+  const char *want[]
+      = { "runc", "--root", "/run/containerd/runc/default", "kill", "c1", "15", NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want);
 
   call.all = true;
   call.signal = 9;
-  const char *want_all[] = { "runc", "--root", "/run/containerd/runc/default", "kill", "--all",
-                             "c1", "9", NULL };
+  const char *want_all[]
+      = { "runc", "--root", "/run/containerd/runc/default", "kill", "--all", "c1", "9", NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want_all);
 }
 
@@ -103,8 +131,8 @@ test_argv_delete (void **state)
   assert_argv (runtime_argv (&plain_ctx, &call), want);
 
   call.force = true;
-  const char *want_force[] = { "runc", "--root", "/run/containerd/runc/default", "delete",
-                               "--force", "c1", NULL };
+  const char *want_force[]
+      = { "runc", "--root", "/run/containerd/runc/default", "delete", "--force", "c1", NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want_force);
 }
 
@@ -125,10 +153,15 @@ test_argv_simple_verbs (void **state)
   for (size_t i = 0; i < ARRAY_SIZE (simple); i++)
     {
       /* Fields of other verbs must not leak into these command lines. */
-      struct runtime_call call = { .verb = simple[i].verb, .id = "c9", .bundle = "/b",
-                                   .pid_file = "/p", .all = true, .force = true, .signal = 9 };
-      const char *want[] = { "runc", "--root", "/run/containerd/runc/default", simple[i].name,
-                             "c9", NULL };
+      struct runtime_call call = { .verb = simple[i].verb,
+                                   .id = "c9",
+                                   .bundle = "/b",
+                                   .pid_file = "/p",
+                                   .all = true,
+                                   .force = true,
+                                   .signal = 9 };
+      const char *want[]
+          = { "runc", "--root", "/run/containerd/runc/default", simple[i].name, "c9", NULL };
       assert_argv (runtime_argv (&plain_ctx, &call), want);
       assert_string_equal (runtime_verb_name (simple[i].verb), simple[i].name);
     }
@@ -139,13 +172,14 @@ test_argv_ps_update (void **state)
 {
   (void) state;
   struct runtime_call ps = { .verb = RUNTIME_PS, .id = "c1" };
-  const char *want_ps[] = { "runc", "--root", "/run/containerd/runc/default", "ps", "--format",
-                            "json", "c1", NULL };
+  const char *want_ps[]
+      = { "runc", "--root", "/run/containerd/runc/default", "ps", "--format", "json", "c1", NULL };
   assert_argv (runtime_argv (&plain_ctx, &ps), want_ps);
 
   struct runtime_call up = { .verb = RUNTIME_UPDATE, .id = "c1" };
-  const char *want_up[] = { "runc", "--root", "/run/containerd/runc/default", "update",
-                            "--resources", "-", "c1", NULL };
+  const char *want_up[] = { "runc",   "--root",      "/run/containerd/runc/default",
+                            "update", "--resources", "-",
+                            "c1",     NULL };
   assert_argv (runtime_argv (&plain_ctx, &up), want_up);
 }
 
@@ -154,16 +188,31 @@ test_argv_exec (void **state)
 {
   (void) state;
   struct runtime_call call = {
-    .verb = RUNTIME_EXEC, .id = "c1", .process_file = "/tmp/p.json", .pid_file = "/b/e1.pid",
+    .verb = RUNTIME_EXEC,
+    .id = "c1",
+    .process_file = "/tmp/p.json",
+    .pid_file = "/b/e1.pid",
   };
-  const char *want[] = { "runc", "--root", "/run/containerd/runc/default", "exec", "--process",
-                         "/tmp/p.json", "--detach", "--pid-file", "/b/e1.pid", "c1", NULL };
+  const char *want[] = { "runc",     "--root",     "/run/containerd/runc/default",
+                         "exec",     "--process",  "/tmp/p.json",
+                         "--detach", "--pid-file", "/b/e1.pid",
+                         "c1",       NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want);
 
   call.console_socket = "/tmp/c.sock";
-  const char *want_tty[] = { "runc", "--root", "/run/containerd/runc/default", "exec",
-                             "--process", "/tmp/p.json", "--console-socket", "/tmp/c.sock",
-                             "--detach", "--pid-file", "/b/e1.pid", "c1", NULL };
+  const char *want_tty[] = { "runc",
+                             "--root",
+                             "/run/containerd/runc/default",
+                             "exec",
+                             "--process",
+                             "/tmp/p.json",
+                             "--console-socket",
+                             "/tmp/c.sock",
+                             "--detach",
+                             "--pid-file",
+                             "/b/e1.pid",
+                             "c1",
+                             NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want_tty);
 }
 
@@ -174,19 +223,50 @@ test_argv_checkpoint (void **state)
   char *empty[] = { "network", "ipc", NULL };
   struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .leave_running = true };
   struct runtime_call call = { .verb = RUNTIME_CHECKPOINT, .id = "c1", .criu = &criu };
-  const char *want[] = { "runc", "--root", "/run/containerd/runc/default", "checkpoint",
-                         "--image-path", "/ck", "--work-path", "/w", "--leave-running", "c1",
+  const char *want[] = { "runc",
+                         "--root",
+                         "/run/containerd/runc/default",
+                         "checkpoint",
+                         "--image-path",
+                         "/ck",
+                         "--work-path",
+                         "/w",
+                         "--leave-running",
+                         "c1",
                          NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want);
 
-  criu = (struct runtime_criu){ .image_path = "/ck", .work_path = "/w", .parent_path = "/p",
-                                .tcp_established = true, .ext_unix_sk = true, .shell_job = true,
-                                .file_locks = true, .empty_ns = empty, .cgroups_mode = "soft" };
-  const char *want_all[] = { "runc", "--root", "/run/containerd/runc/default", "checkpoint",
-                             "--image-path", "/ck", "--work-path", "/w", "--parent-path", "/p",
-                             "--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
-                             "--empty-ns", "network", "--empty-ns", "ipc",
-                             "--manage-cgroups-mode", "soft", "c1", NULL };
+  criu = (struct runtime_criu){ .image_path = "/ck",
+                                .work_path = "/w",
+                                .parent_path = "/p",
+                                .tcp_established = true,
+                                .ext_unix_sk = true,
+                                .shell_job = true,
+                                .file_locks = true,
+                                .empty_ns = empty,
+                                .cgroups_mode = "soft" };
+  const char *want_all[] = { "runc",
+                             "--root",
+                             "/run/containerd/runc/default",
+                             "checkpoint",
+                             "--image-path",
+                             "/ck",
+                             "--work-path",
+                             "/w",
+                             "--parent-path",
+                             "/p",
+                             "--tcp-established",
+                             "--ext-unix-sk",
+                             "--shell-job",
+                             "--file-locks",
+                             "--empty-ns",
+                             "network",
+                             "--empty-ns",
+                             "ipc",
+                             "--manage-cgroups-mode",
+                             "soft",
+                             "c1",
+                             NULL };
   assert_argv (runtime_argv (&plain_ctx, &call), want_all);
 }
 
@@ -194,15 +274,33 @@ static void
 test_argv_restore (void **state)
 {
   (void) state;
-  struct runtime_criu criu = { .image_path = "/ck", .work_path = "/w", .shell_job = true,
-                               .leave_running = true, .parent_path = "/ignored" };
+  struct runtime_criu criu = { .image_path = "/ck",
+                               .work_path = "/w",
+                               .shell_job = true,
+                               .leave_running = true,
+                               .parent_path = "/ignored" };
   struct runtime_cfg cfg = { .no_pivot_root = true };
   struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "ns" };
-  struct runtime_call call = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b",
-                               .pid_file = "/b/init.pid", .criu = &criu };
-  const char *want[] = { "runc", "--root", "/run/containerd/runc/ns", "restore", "--image-path",
-                         "/ck", "--work-path", "/w", "--shell-job", "--detach", "--pid-file",
-                         "/b/init.pid", "--no-pivot", "--no-subreaper", "--bundle", "/b", "c1",
+  struct runtime_call call = {
+    .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b", .pid_file = "/b/init.pid", .criu = &criu
+  };
+  const char *want[] = { "runc",
+                         "--root",
+                         "/run/containerd/runc/ns",
+                         "restore",
+                         "--image-path",
+                         "/ck",
+                         "--work-path",
+                         "/w",
+                         "--shell-job",
+                         "--detach",
+                         "--pid-file",
+                         "/b/init.pid",
+                         "--no-pivot",
+                         "--no-subreaper",
+                         "--bundle",
+                         "/b",
+                         "c1",
                          NULL };
   assert_argv (runtime_argv (&ctx, &call), want);
 }
@@ -215,8 +313,10 @@ test_argv_extra_args_before_verb (void **state)
   struct runtime_cfg cfg = { .binary = "youki", .extra_args = extra };
   struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "default", .log_path = "/l.json" };
   struct runtime_call call = { .verb = RUNTIME_PAUSE, .id = "c1" };
-  const char *want[] = { "youki", "--root", "/run/containerd/runc/default", "--log", "/l.json",
-                         "--log-format", "json", "--debug", "pause", "c1", NULL };
+  const char *want[] = { "youki", "--root",  "/run/containerd/runc/default",
+                         "--log", "/l.json", "--log-format",
+                         "json",  "--debug", "pause",
+                         "c1",    NULL };
   assert_argv (runtime_argv (&ctx, &call), want);
 }
 
@@ -230,8 +330,9 @@ test_parse_pid_good (void **state)
   {
     const char *text;
     pid_t pid;
-  } good[] = { { "1234", 1234 }, { " 42\n", 42 }, { "\t7 \r\n", 7 }, { "1", 1 },
-               { "2147483647", 2147483647 } };
+  } good[] = {
+    { "1234", 1234 }, { " 42\n", 42 }, { "\t7 \r\n", 7 }, { "1", 1 }, { "2147483647", 2147483647 }
+  };
   for (size_t i = 0; i < ARRAY_SIZE (good); i++)
     {
       shim_error_t err = NULL;
@@ -246,8 +347,9 @@ static void
 test_parse_pid_bad (void **state)
 {
   (void) state;
-  static const char *const bad[] = { "", "  \n", "0", "-5", "+5", "12a", "1 2", "0x10",
-                                     "2147483648", "99999999999999999999", "12\n13" };
+  static const char *const bad[] = { "",      "  \n", "0",    "-5",         "+5",
+                                     "12a",   "1 2",  "0x10", "2147483648", "99999999999999999999",
+                                     "12\n13" };
   for (size_t i = 0; i < ARRAY_SIZE (bad); i++)
     {
       shim_error_t err = NULL;
@@ -323,10 +425,10 @@ test_log_skips (void **state)
   check_log ("", NULL);
   check_log ("\n\n", NULL);
   check_log ("garbage\n{\"level\":\"info\",\"msg\":\"hello\"}\n", NULL);
-  check_log ("{\"level\":\"error\"}\n", NULL);                 /* no message */
-  check_log ("{\"level\":\"error\",\"msg\":42}\n", NULL);      /* not a string */
-  check_log ("{\"level\":\"error\",\"msg\":\"   \"}\n", NULL);  /* blank */
-  check_log ("[\"level\",\"error\"]\n", NULL);                 /* not an object */
+  check_log ("{\"level\":\"error\"}\n", NULL); /* no message */
+  check_log ("{\"level\":\"error\",\"msg\":42}\n", NULL); /* not a string */
+  check_log ("{\"level\":\"error\",\"msg\":\"   \"}\n", NULL); /* blank */
+  check_log ("[\"level\",\"error\"]\n", NULL); /* not an object */
   check_log ("{\"level\":7,\"msg\":\"x\"}\n", NULL);
   assert_null (runtime_log_last_error (NULL, 0));
 
@@ -358,7 +460,7 @@ test_error_codes (void **state)
     { "os: process already finished", SHIM_NOT_FOUND },
     { "container `c1` already exists", SHIM_ALREADY_EXISTS },
     { "container with id exists: c1", SHIM_UNKNOWN }, /* bare "exists" only at create */
-    { "No such file or directory", SHIM_UNKNOWN },     /* only for existing-container verbs */
+    { "No such file or directory", SHIM_UNKNOWN }, /* only for existing-container verbs */
     { "permission denied", SHIM_UNKNOWN },
     { "", SHIM_UNKNOWN },
   };
@@ -380,8 +482,9 @@ test_verb_error_codes (void **state)
   assert_int_equal (runtime_verb_error_code (RUNTIME_DELETE, crun), SHIM_NOT_FOUND);
   assert_int_equal (runtime_verb_error_code (RUNTIME_STATE, crun), SHIM_NOT_FOUND);
   assert_int_equal (runtime_verb_error_code (RUNTIME_CREATE, crun), SHIM_UNKNOWN);
-  assert_int_equal (runtime_verb_error_code (RUNTIME_EXEC, "exec: \"x\": no such file or directory"),
-                    SHIM_UNKNOWN);
+  assert_int_equal (
+      runtime_verb_error_code (RUNTIME_EXEC, "exec: \"x\": no such file or directory"),
+      SHIM_UNKNOWN);
   assert_int_equal (runtime_verb_error_code (RUNTIME_DELETE, "container does not exist"),
                     SHIM_NOT_FOUND);
   assert_int_equal (runtime_verb_error_code (RUNTIME_KILL, "container not running"),

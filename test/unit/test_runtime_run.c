@@ -46,9 +46,9 @@ struct outcome
 };
 
 static const char *const fake_vars[] = {
-  "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",  "FAKE_RUNTIME_LOG_ERROR", "FAKE_RUNTIME_STDERR",
-  "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN", "FAKE_RUNTIME_SLEEP",     "FAKE_RUNTIME_PID",
-  "FAKE_YOUKI_RUNC",
+  "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",   "FAKE_RUNTIME_LOG_ERROR",
+  "FAKE_RUNTIME_STDERR", "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN",
+  "FAKE_RUNTIME_SLEEP",  "FAKE_RUNTIME_PID",    "FAKE_YOUKI_RUNC",
 };
 
 static char *
@@ -180,7 +180,10 @@ test_create_pid_file (void **state)
 {
   struct fixture *f = *state;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   uint64_t took = run_call (f, &call, NULL, &o);
@@ -210,7 +213,10 @@ test_failure_uses_new_log_error (void **state)
   setenv ("FAKE_RUNTIME_LOG_ERROR", "container with id exists: c1", 1);
   setenv ("FAKE_RUNTIME_STDERR", "something on stderr", 1);
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
@@ -259,7 +265,10 @@ test_missing_binary (void **state)
   struct fixture *f = *state;
   f->cfg.binary = "/nonexistent/runc";
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
@@ -276,7 +285,10 @@ test_missing_bundle_dir (void **state)
 {
   struct fixture *f = *state;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = "/nonexistent/bundle", .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = "/nonexistent/bundle",
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
@@ -320,8 +332,11 @@ test_stdout_and_stdin (void **state)
   setenv ("FAKE_RUNTIME_STDIN", f->stdin_path, 1);
   const char *resources = "{\"memory\":{\"limit\":1048576}}";
   struct runtime_io io = {
-    .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE, .stderr_fd = SPAWN_FD_CAPTURE,
-    .stdin_data = resources, .stdin_len = strlen (resources),
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_CAPTURE,
+    .stderr_fd = SPAWN_FD_CAPTURE,
+    .stdin_data = resources,
+    .stdin_len = strlen (resources),
   };
   struct runtime_call up = { .verb = RUNTIME_UPDATE, .id = "c1" };
   struct outcome u = { 0 };
@@ -375,8 +390,7 @@ test_error_not_stolen (void **state)
   struct runtime_call call = { .verb = RUNTIME_PAUSE, .id = "c1" };
   struct outcome o = { 0 };
   shim_error_t err = NULL;
-  assert_non_null (
-      runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, peek_cb, &o, &err));
+  assert_non_null (runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, peek_cb, &o, &err));
   assert_true (run_until (f->base, outcome_done, &o, 5000));
   assert_int_equal (o.exit_code, 2);
 }
@@ -397,8 +411,9 @@ test_profile_refuses_before_spawning (void **state)
   struct fixture *f = *state;
   f->cfg.profile = profile_by_name ("youki");
   struct runtime_criu criu = { .image_path = "/ck" };
-  struct runtime_call call = { .verb = RUNTIME_RESTORE, .id = "c1", .bundle = f->dir,
-                               .pid_file = f->pid_path, .criu = &criu };
+  struct runtime_call call = {
+    .verb = RUNTIME_RESTORE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path, .criu = &criu
+  };
   int calls = 0;
   shim_error_t err = NULL;
   assert_null (
@@ -460,14 +475,17 @@ test_crash_names_signal (void **state)
   cleanup_free char *crash = sibling_fake (f, "fake-crash");
   f->cfg.binary = crash;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
   assert_int_equal (o.exit_code, 128 + SIGSEGV);
   assert_non_null (o.err);
-  cleanup_free char *want = xasprintf (
-      "create failed: runtime %s killed by signal %d (%s)", crash, SIGSEGV, strsignal (SIGSEGV));
+  cleanup_free char *want = xasprintf ("create failed: runtime %s killed by signal %d (%s)", crash,
+                                       SIGSEGV, strsignal (SIGSEGV));
   assert_string_equal (o.err->msg, want);
   outcome_release (&o);
 }
@@ -480,7 +498,10 @@ test_garbage_log_falls_back_to_stderr (void **state)
   f->cfg.binary = garbage;
   append (f->log_path, "{\"level\":\"error\",\"msg\":\"an old failure\"}\n");
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
@@ -498,7 +519,10 @@ test_no_pidfile_succeeds_without_one (void **state)
   cleanup_free char *nopid = sibling_fake (f, "fake-no-pidfile");
   f->cfg.binary = nopid;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   run_call (f, &call, NULL, &o);
@@ -515,7 +539,10 @@ test_hang_killed_at_deadline (void **state)
   f->cfg.binary = hang;
   f->cfg.timeout_ms = 300;
   struct runtime_call call = {
-    .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir, .pid_file = f->pid_path,
+    .verb = RUNTIME_CREATE,
+    .id = "c1",
+    .bundle = f->dir,
+    .pid_file = f->pid_path,
   };
   struct outcome o = { 0 };
   uint64_t took = run_call (f, &call, NULL, &o);

@@ -93,8 +93,8 @@ setup (void **state)
   shim_error_t err = NULL;
   log_init ("test", "sandbox", getenv ("TEST_DEBUG") != NULL);
   loop_with_reaper_new (&fx->base, &fx->reaper);
-  fx->shim = (struct shim){ .base = fx->base, .reaper = fx->reaper, .namespace = "test",
-                            .id = "sb" };
+  fx->shim
+      = (struct shim){ .base = fx->base, .reaper = fx->reaper, .namespace = "test", .id = "sb" };
   snprintf (fx->dir, sizeof fx->dir, "/tmp/sandbox-svc-XXXXXX");
   assert_non_null (mkdtemp (fx->dir));
   snprintf (fx->sock, sizeof fx->sock, "%s/s.sock", fx->dir);
@@ -153,9 +153,8 @@ send_call (struct fx *fx, int slot, const char *service, const char *method,
   struct answer *a = &fx->answers[slot];
   free (a->payload);
   *a = (struct answer){ 0 };
-  assert_int_equal (ttrpc_client_call (fx->client, service, method, req, NULL, 0, 0, answer_cb, a,
-                                       &err),
-                    0);
+  assert_int_equal (
+      ttrpc_client_call (fx->client, service, method, req, NULL, 0, 0, answer_cb, a, &err), 0);
   return a;
 }
 
@@ -203,8 +202,7 @@ create_and_start (struct fx *fx)
   create (fx, "pod1", SHIM_OK);
   struct answer *a = id_call (fx, "StartSandbox", "pod1", SHIM_OK);
   Containerd__Runtime__Sandbox__V1__StartSandboxResponse *resp
-      = containerd__runtime__sandbox__v1__start_sandbox_response__unpack (NULL, a->len,
-                                                                          a->payload);
+      = containerd__runtime__sandbox__v1__start_sandbox_response__unpack (NULL, a->len, a->payload);
   assert_non_null (resp);
   pid_t pid = (pid_t) resp->pid;
   assert_true (pid > 0);
@@ -272,7 +270,7 @@ static void
 test_unknown_sandbox (void **state)
 {
   struct fx *fx = *state;
-  const char *methods[] = { "StartSandbox", "Platform", "StopSandbox", "WaitSandbox",
+  const char *methods[] = { "StartSandbox",  "Platform",    "StopSandbox",     "WaitSandbox",
                             "SandboxStatus", "PingSandbox", "ShutdownSandbox", "SandboxMetrics" };
   for (size_t i = 0; i < ARRAY_SIZE (methods); i++)
     {

@@ -96,7 +96,9 @@ static struct spawn_req
 capture_req (char *const *argv)
 {
   return (struct spawn_req){
-    .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = SPAWN_FD_CAPTURE,
+    .argv = argv,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_CAPTURE,
     .stderr_fd = SPAWN_FD_CAPTURE,
   };
 }
@@ -367,8 +369,12 @@ test_fd_collisions (void **state)
   close (b[1]);
 
   char *argv[] = { "/bin/sh", "-c", "echo O; echo E >&2; echo T >&3", NULL };
-  struct spawn_req req = { .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = 2,
-                           .stderr_fd = 1, .extra_fds = (int[]){ 1 }, .n_extra_fds = 1 };
+  struct spawn_req req = { .argv = argv,
+                           .stdin_fd = SPAWN_FD_NULL,
+                           .stdout_fd = 2,
+                           .stderr_fd = 1,
+                           .extra_fds = (int[]){ 1 },
+                           .n_extra_fds = 1 };
   struct outcome o = { 0 };
   run_req (*state, &req, &o);
 
@@ -437,8 +443,8 @@ test_stdio_null_and_fd (void **state)
   int p[2];
   assert_int_equal (pipe2 (p, O_CLOEXEC), 0);
   char *argv[] = { "/bin/sh", "-c", "cat; echo to-fd; echo gone >&2", NULL };
-  struct spawn_req req = { .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = p[1],
-                           .stderr_fd = SPAWN_FD_NULL };
+  struct spawn_req req
+      = { .argv = argv, .stdin_fd = SPAWN_FD_NULL, .stdout_fd = p[1], .stderr_fd = SPAWN_FD_NULL };
   struct outcome o = { 0 };
   run_req (*state, &req, &o);
   close (p[1]);

@@ -211,8 +211,7 @@ put_v1_others (const struct fixture *f)
   put (f, "sys/fs/cgroup/hugetlb/default/web", "hugetlb.1GB.usage_in_bytes", "0\n");
 }
 
-static V1 (Metrics) *
-collect_v1 (const struct fixture *f)
+static V1 (Metrics) * collect_v1 (const struct fixture *f)
 {
   shim_error_t err = NULL;
   cleanup_cgroup struct cgroup *cg = cgroup_from_text (v1_proc, v1_mountinfo, f->dir, &err);
@@ -229,7 +228,7 @@ collect_v1 (const struct fixture *f)
 }
 
 static void
-assert_entry (const V1 (MemoryEntry) *e, uint64_t usage, uint64_t limit, uint64_t max,
+assert_entry (const V1 (MemoryEntry) * e, uint64_t usage, uint64_t limit, uint64_t max,
               uint64_t failcnt)
 {
   assert_non_null (e);
@@ -426,8 +425,7 @@ put_v2 (const struct fixture *f)
   put (f, DIR2, "hugetlb.2MB.rsvd.current", "0\n");
 }
 
-static V2 (Metrics) *
-collect_v2 (const struct fixture *f)
+static V2 (Metrics) * collect_v2 (const struct fixture *f)
 {
   shim_error_t err = NULL;
   cleanup_cgroup struct cgroup *cg
@@ -501,7 +499,7 @@ test_v2_memory (void **state)
   assert_int_equal (mem->swap_limit, UINT64_MAX);
   assert_int_equal (mem->max_usage, 12000000);
   assert_int_equal (mem->swap_max_usage, 0); /* no memory.swap.peak */
-  assert_null (mem->psi);                    /* no memory.pressure */
+  assert_null (mem->psi); /* no memory.pressure */
   protobuf_c_message_free_unpacked (&m->base, NULL);
 }
 
@@ -555,8 +553,7 @@ test_v2_missing_dir (void **state)
 {
   struct fixture *f = *state;
   shim_error_t err = NULL;
-  cleanup_cgroup struct cgroup *cg
-      = cgroup_from_text ("0::/gone\n", v2_mountinfo, f->dir, &err);
+  cleanup_cgroup struct cgroup *cg = cgroup_from_text ("0::/gone\n", v2_mountinfo, f->dir, &err);
   assert_non_null (cg);
   assert_null (stats_collect (cg, &err));
   assert_int_equal (err->code, SHIM_NOT_FOUND);

@@ -27,8 +27,9 @@
 #include "base/util.h"
 
 static const char *const all_keys[] = {
-  "time", "id", "namespace", "verb", "argv", "cwd", "env", "start", "duration_ms", "pid",
-  "exit_code", "signal", "timed_out", "exec_errno", "stderr", "stderr_bytes", "error",
+  "time",      "id",         "namespace",   "verb",         "argv",      "cwd",
+  "env",       "start",      "duration_ms", "pid",          "exit_code", "signal",
+  "timed_out", "exec_errno", "stderr",      "stderr_bytes", "error",
 };
 
 static cJSON *
@@ -71,8 +72,11 @@ is_utf8 (const char *s)
   const unsigned char *p = (const unsigned char *) s;
   while (*p)
     {
-      size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-                 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+      size_t n = *p < 0x80             ? 1
+                 : (*p & 0xe0) == 0xc0 ? 2
+                 : (*p & 0xf0) == 0xe0 ? 3
+                 : (*p & 0xf8) == 0xf0 ? 4
+                                       : 0;
       if (n == 0 || (n == 2 && *p < 0xc2))
         return false;
       for (size_t i = 1; i < n; i++)
@@ -93,10 +97,19 @@ test_format_every_key (void **state)
   char *added[] = { "FOO=bar", "EMPTY=", NULL };
   char *removed[] = { "NOTIFY_SOCKET", NULL };
   struct trace_entry e = {
-    .id = "c1", .namespace = "default", .verb = "create", .argv = argv, .cwd = "/b",
-    .env_added = added, .env_removed = removed,
-    .started = { .tv_sec = 1700000000, .tv_nsec = 900000000 }, .duration_ms = 1234,
-    .pid = 42, .exit_code = 1, .stderr_text = "oops\n", .stderr_len = 5,
+    .id = "c1",
+    .namespace = "default",
+    .verb = "create",
+    .argv = argv,
+    .cwd = "/b",
+    .env_added = added,
+    .env_removed = removed,
+    .started = { .tv_sec = 1700000000, .tv_nsec = 900000000 },
+    .duration_ms = 1234,
+    .pid = 42,
+    .exit_code = 1,
+    .stderr_text = "oops\n",
+    .stderr_len = 5,
     .error = "create failed: boom",
   };
   cleanup_free char *line = trace_format (&e);
@@ -154,11 +167,12 @@ static void
 test_format_odd_bytes (void **state)
 {
   (void) state;
-  char *argv[] = { "q\"b\\s\n\t", "bad\xff\xfe", "caf\xc3\xa9", "ctl\x01\x1b", "cut\xe2\x82",
-                   "over\xc0\xaf", "sur\xed\xa0\x80", NULL };
+  char *argv[] = { "q\"b\\s\n\t", "bad\xff\xfe",  "caf\xc3\xa9",     "ctl\x01\x1b",
+                   "cut\xe2\x82", "over\xc0\xaf", "sur\xed\xa0\x80", NULL };
   static const char err_bytes[] = "line1\0nul\x80z";
-  struct trace_entry e = { .argv = argv, .stderr_text = err_bytes,
-                           .stderr_len = sizeof err_bytes - 1, .error = "x\xff" };
+  struct trace_entry e = {
+    .argv = argv, .stderr_text = err_bytes, .stderr_len = sizeof err_bytes - 1, .error = "x\xff"
+  };
   cleanup_free char *line = trace_format (&e);
   assert_true (is_utf8 (line));
   cJSON *o = parse_line (line);
@@ -227,8 +241,8 @@ static void
 test_format_signal_and_timeout (void **state)
 {
   (void) state;
-  struct trace_entry e = { .exit_code = 137, .signal = SIGKILL, .timed_out = true,
-                           .duration_ms = 999 };
+  struct trace_entry e
+      = { .exit_code = 137, .signal = SIGKILL, .timed_out = true, .duration_ms = 999 };
   cJSON *o = format_parse (&e);
   assert_int_equal (num_at (o, "exit_code"), 137);
   assert_int_equal (num_at (o, "signal"), SIGKILL);
@@ -309,7 +323,7 @@ test_env_delta_empty_base (void **state)
 struct fixture
 {
   char tmp[64];
-  char *dir;    /* trace dir, not created yet */
+  char *dir; /* trace dir, not created yet */
   char *bundle;
 };
 
@@ -359,8 +373,8 @@ static struct trace_entry
 sample_entry (const char *verb)
 {
   static char *argv[] = { "runc", "--root", "/run/containerd/runc/ns1", "state", "c1", NULL };
-  struct trace_entry e = { .verb = verb, .argv = argv, .cwd = "/b", .duration_ms = 7,
-                           .started = now_realtime () };
+  struct trace_entry e
+      = { .verb = verb, .argv = argv, .cwd = "/b", .duration_ms = 7, .started = now_realtime () };
   return e;
 }
 
@@ -436,8 +450,8 @@ static void
 test_open_rejects_bad_names (void **state)
 {
   struct fixture *f = *state;
-  const char *bad[][2] = { { "ns", "../x" }, { "ns", "" }, { "a/b", "c" }, { "..", "c" },
-                           { "ns", "." }, { NULL, "c" }, { "ns", NULL } };
+  const char *bad[][2] = { { "ns", "../x" }, { "ns", "" },  { "a/b", "c" }, { "..", "c" },
+                           { "ns", "." },    { NULL, "c" }, { "ns", NULL } };
   for (size_t i = 0; i < ARRAY_SIZE (bad); i++)
     {
       shim_error_t err = NULL;
@@ -571,8 +585,13 @@ test_call_outlives_owner (void **state)
   strv_free (envp);
   cleanup_free char *path = xstrdup (trace_path (t));
   trace_close (t); /* the container is gone while the call is in flight */
-  struct spawn_result sr = { .pid = 77, .status = SIGKILL, .exit_code = 137, .timed_out = true,
-                             .err = "late\n", .err_len = 5, .duration_ms = 3000 };
+  struct spawn_result sr = { .pid = 77,
+                             .status = SIGKILL,
+                             .exit_code = 137,
+                             .timed_out = true,
+                             .err = "late\n",
+                             .err_len = 5,
+                             .duration_ms = 3000 };
   trace_call_end (c, &sr, "kill failed: runtime runc did not finish within 3000 ms (killed)");
   unsetenv ("CSHIM_TRACE_TEST_GONE");
 

@@ -165,8 +165,8 @@ static void
 call (struct fx *fx, int slot, const char *method, const char *key, unsigned timeout_ms)
 {
   Ttrpc__KeyValue req = TTRPC__KEY_VALUE__INIT;
-  const struct ttrpc_kv md[] = { { "containerd-namespace-ttrpc", "default" },
-                                 { "x-trace", "abc" } };
+  const struct ttrpc_kv md[]
+      = { { "containerd-namespace-ttrpc", "default" }, { "x-trace", "abc" } };
   shim_error_t err = NULL;
   int done_before = fx->n_done;
 
@@ -253,7 +253,8 @@ test_server_error (void **state)
   call (fx, 0, "Fail", "x", 0);
   call (fx, 1, "Missing", "x", 0);
   wait_done (fx, 2);
-  expect_result (fx, 0, SHIM_FAILED_PRECONDITION, "cannot start a running process: failed precondition");
+  expect_result (fx, 0, SHIM_FAILED_PRECONDITION,
+                 "cannot start a running process: failed precondition");
   expect_result (fx, 1, SHIM_UNIMPLEMENTED, "method Missing");
 }
 
@@ -376,9 +377,9 @@ test_oversized_request (void **state)
   big[(5u << 20) - 1] = '\0';
   req.key = big;
   slots[0] = (struct slot){ fx, 0 };
-  assert_true (ttrpc_client_call (fx->client, SVC, "Echo", &req.base, NULL, 0, 0, result_cb,
-                                  &slots[0], &err)
-               < 0);
+  assert_true (
+      ttrpc_client_call (fx->client, SVC, "Echo", &req.base, NULL, 0, 0, result_cb, &slots[0], &err)
+      < 0);
   assert_non_null (err);
   assert_int_equal (err->code, SHIM_RESOURCE_EXHAUSTED);
   shim_error_release (&err);

@@ -35,7 +35,7 @@ struct resp
   uint32_t stream_id;
   int code;
   char message[128];
-  char key[64];   /* of the KeyValue payload */
+  char key[64]; /* of the KeyValue payload */
   char value[64]; /* of the KeyValue payload */
 };
 
@@ -257,8 +257,8 @@ rc_send_raw_payload (struct raw_client *rc, uint32_t id, const char *method, con
   Ttrpc__KeyValue md[2] = { TTRPC__KEY_VALUE__INIT, TTRPC__KEY_VALUE__INIT };
   Ttrpc__KeyValue *mdp[2] = { &md[0], &md[1] };
 
-  req.service = strchr (method, '/') ? xstrndup (method, strchr (method, '/') - method)
-                                     : xstrdup (SVC);
+  req.service
+      = strchr (method, '/') ? xstrndup (method, strchr (method, '/') - method) : xstrdup (SVC);
   req.method = (char *) (strchr (method, '/') ? strchr (method, '/') + 1 : method);
   req.payload.data = (uint8_t *) payload;
   req.payload.len = len;
@@ -404,7 +404,8 @@ test_stream_id_rules (void **state)
   rc_send (&fx->rc, 3, "Echo", "lower", "ns");
   rc_send (&fx->rc, 7, "Echo", "seven", "ns");
   wait_resps (fx, 5);
-  expect_resp (fx, 0, 2, SHIM_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
+  expect_resp (fx, 0, 2, SHIM_INVALID_ARGUMENT,
+               "StreamID must be odd for client initiated streams");
   expect_resp (fx, 1, 5, 0, "");
   expect_resp (fx, 2, 5, SHIM_INVALID_ARGUMENT, "StreamID cannot be re-used and must increment");
   expect_resp (fx, 3, 3, SHIM_INVALID_ARGUMENT, "StreamID cannot be re-used and must increment");

@@ -256,14 +256,10 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_header_round_trip),
-    cmocka_unit_test (test_split_byte_by_byte),
-    cmocka_unit_test (test_coalesced_frames),
-    cmocka_unit_test (test_zero_length_frame),
-    cmocka_unit_test (test_oversize_skipped),
-    cmocka_unit_test (test_max_frame_accepted),
-    cmocka_unit_test (test_frame_append_limit),
-    cmocka_unit_test (test_io_read_bounded),
+    cmocka_unit_test (test_header_round_trip),   cmocka_unit_test (test_split_byte_by_byte),
+    cmocka_unit_test (test_coalesced_frames),    cmocka_unit_test (test_zero_length_frame),
+    cmocka_unit_test (test_oversize_skipped),    cmocka_unit_test (test_max_frame_accepted),
+    cmocka_unit_test (test_frame_append_limit),  cmocka_unit_test (test_io_read_bounded),
     cmocka_unit_test (test_io_write_no_sigpipe),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

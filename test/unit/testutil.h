@@ -171,8 +171,8 @@ fakes_path (const char *name)
 {
   const char *here = __FILE__;
   const char *cut = strstr (here, "unit/testutil.h");
-  cleanup_free char *rel = xasprintf ("%.*sfakes%s%s", (int) (cut - here), here,
-                                      name[0] ? "/" : "", name);
+  cleanup_free char *rel
+      = xasprintf ("%.*sfakes%s%s", (int) (cut - here), here, name[0] ? "/" : "", name);
   char *abs = realpath (rel, NULL);
   assert_non_null (abs);
   return abs;
