@@ -148,10 +148,10 @@ size-limits:
 	scripts/size-limits
 
 format-check:
-	clang-format --dry-run -Werror $(FORMAT_SRC)
+	@clang-format --dry-run -Werror $(FORMAT_SRC)
 
 format:
-	clang-format -i $(FORMAT_SRC)
+	@clang-format -i $(FORMAT_SRC)
 
 # The one test command: deps, unit tests (plain and sanitized), fuzz targets from their seeds,
 # end-to-end tests with the plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see

@@ -11,7 +11,8 @@
 
 #include "base/error.h"
 
-static void __attribute__ ((noreturn)) oom (void)
+void
+xalloc_failed (void)
 {
   static const char msg[] = "cshim: out of memory\n";
   (void) !write (STDERR_FILENO, msg, sizeof msg - 1);
@@ -23,7 +24,7 @@ xmalloc (size_t n)
 {
   void *p = malloc (n ? n : 1);
   if (UNLIKELY (p == NULL))
-    oom ();
+    xalloc_failed ();
   return p;
 }
 
@@ -32,7 +33,7 @@ xcalloc (size_t nmemb, size_t n)
 {
   void *p = calloc (nmemb ? nmemb : 1, n ? n : 1);
   if (UNLIKELY (p == NULL))
-    oom ();
+    xalloc_failed ();
   return p;
 }
 
@@ -41,7 +42,7 @@ xrealloc (void *p, size_t n)
 {
   p = realloc (p, n ? n : 1);
   if (UNLIKELY (p == NULL))
-    oom ();
+    xalloc_failed ();
   return p;
 }
 
@@ -50,7 +51,7 @@ xstrdup (const char *s)
 {
   char *r = strdup (s ? s : "");
   if (UNLIKELY (r == NULL))
-    oom ();
+    xalloc_failed ();
   return r;
 }
 
@@ -59,7 +60,7 @@ xstrndup (const char *s, size_t n)
 {
   char *r = strndup (s, n);
   if (UNLIKELY (r == NULL))
-    oom ();
+    xalloc_failed ();
   return r;
 }
 
@@ -70,7 +71,7 @@ xasprintf (const char *fmt, ...)
   char *r;
   va_start (ap, fmt);
   if (UNLIKELY (vasprintf (&r, fmt, ap) < 0))
-    oom ();
+    xalloc_failed ();
   va_end (ap);
   return r;
 }
@@ -134,7 +135,7 @@ strv_pushf (char ***v, const char *fmt, ...)
   char *s;
   va_start (ap, fmt);
   if (UNLIKELY (vasprintf (&s, fmt, ap) < 0))
-    oom ();
+    xalloc_failed ();
   va_end (ap);
   strv_push (v, s);
   free (s);
@@ -238,14 +239,6 @@ close_fds (const int *fds, size_t n)
   for (size_t i = 0; i < n; i++)
     if (fds[i] >= 0)
       close (fds[i]);
-}
-
-void
-event_freep (struct event **ev)
-{
-  if (*ev)
-    event_free (*ev);
-  *ev = NULL;
 }
 
 int

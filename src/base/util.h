@@ -13,6 +13,7 @@
 struct shim_error_s;
 
 /* Allocation never fails at call sites: OOM aborts (crun/tmux style). */
+void xalloc_failed (void) __attribute__ ((noreturn));
 void *xmalloc (size_t n);
 void *xcalloc (size_t nmemb, size_t n);
 void *xrealloc (void *p, size_t n);
@@ -69,9 +70,6 @@ int write_all (int fd, const void *data, size_t len);
 void close_fd (int *fd);
 /* Closes each open fd of the array. */
 void close_fds (const int *fds, size_t n);
-struct event;
-/* Frees *ev if set (libevent) and clears it. */
-void event_freep (struct event **ev);
 int set_nonblock (int fd, bool on);
 int set_cloexec (int fd, bool on);
 /* mkdir -p with the given mode. */

@@ -22,6 +22,7 @@
 #include "service/shim.h"
 #include "service/task_service.h"
 #include "wire/ttrpc_server.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define LISTEN_FD 3
@@ -129,7 +130,7 @@ exit_when_disconnected (void *arg)
   if (d->linger)
     return;
   d->linger_deadline = now_monotonic_ms () + EXIT_LINGER_MS;
-  d->linger = event_new (d->shim.base, -1, EV_PERSIST, linger_cb, d);
+  d->linger = xevent_new (d->shim.base, -1, EV_PERSIST, linger_cb, d);
   struct timeval tv = timeval_from_ms (EXIT_LINGER_TICK_MS);
   event_add (d->linger, &tv);
 }
@@ -229,10 +230,10 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
     return -1;
   add_sandbox_service (&d);
   struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
-  d.idle = event_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
+  d.idle = xevent_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
   event_add (d.idle, &idle_tv);
-  d.sig_term = evsignal_new (d.shim.base, SIGTERM, signal_cb, &d);
-  d.sig_int = evsignal_new (d.shim.base, SIGINT, signal_cb, &d);
+  d.sig_term = xevsignal_new (d.shim.base, SIGTERM, signal_cb, &d);
+  d.sig_int = xevsignal_new (d.shim.base, SIGINT, signal_cb, &d);
   event_add (d.sig_term, NULL);
   event_add (d.sig_int, NULL);
   log_info ("serving on %s", sock_path);
@@ -244,9 +245,9 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   sandbox_service_free (d.sandbox);
   task_service_free (svc);
   publisher_free (d.shim.publisher);
-  event_free (d.sig_term);
-  event_free (d.sig_int);
-  event_free (d.idle);
+  event_freep (&d.sig_term);
+  event_freep (&d.sig_int);
+  event_freep (&d.idle);
   event_freep (&d.linger);
   profile_cache_clear ();
   reaper_free (d.shim.reaper);

@@ -13,6 +13,7 @@
 
 #include "platform/cgroup.h"
 #include "platform/stats.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 /* memory.events and memory.oom_control are a handful of short lines. */
@@ -200,8 +201,8 @@ oom_watch_new (struct event_base *base, const struct cgroup *cg, void (*cb) (voi
   w->arg = arg;
   if ((w->v2 ? v2_arm (w, dir, err) : v1_arm (w, dir, err)) < 0)
     return NULL;
-  w->ev = event_new (base, w->fd, EV_READ | EV_PERSIST, w->v2 ? oom_v2_cb : oom_v1_cb, w);
-  if (w->ev == NULL || event_add (w->ev, NULL) < 0)
+  w->ev = xevent_new (base, w->fd, EV_READ | EV_PERSIST, w->v2 ? oom_v2_cb : oom_v1_cb, w);
+  if (event_add (w->ev, NULL) < 0)
     {
       shim_error_make (err, 0, SHIM_INTERNAL, "cannot add OOM event for `%s`", dir);
       return NULL;
@@ -232,8 +233,7 @@ oom_watch_free (struct oom_watch *w)
 {
   if (w == NULL)
     return;
-  if (w->ev)
-    event_free (w->ev);
+  event_freep (&w->ev);
   /* Closing the eventfd also unregisters it in the kernel (v1). */
   cleanup_closep (&w->fd);
   cleanup_closep (&w->control_fd);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "base/log.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 /* Exits nobody claimed yet. Bounded: a subreaper also collects re-parented grandchildren
@@ -172,11 +173,10 @@ reaper_new (struct event_base *base, shim_error_t *err)
   RB_INIT (&r->watches);
   RB_INIT (&r->cache);
   TAILQ_INIT (&r->cache_ages);
-  r->sigchld = evsignal_new (base, SIGCHLD, sigchld_cb, r);
-  if (r->sigchld == NULL || evsignal_add (r->sigchld, NULL) < 0)
+  r->sigchld = xevsignal_new (base, SIGCHLD, sigchld_cb, r);
+  if (evsignal_add (r->sigchld, NULL) < 0)
     {
-      if (r->sigchld)
-        event_free (r->sigchld);
+      event_free (r->sigchld);
       free (r);
       return shim_error_make (err, 0, SHIM_INTERNAL, "cannot install the SIGCHLD event"), NULL;
     }
@@ -196,7 +196,7 @@ reaper_free (struct reaper *r)
   struct cached_exit *e, *etmp;
   TAILQ_FOREACH_SAFE (e, &r->cache_ages, age, etmp)
   cache_remove (r, e);
-  event_free (r->sigchld);
+  event_freep (&r->sigchld);
   free (r);
 }
 
@@ -219,9 +219,7 @@ reaper_watch (struct reaper *r, pid_t pid, reaper_cb cb, void *arg)
 
   if (reaper_take_cached (r, pid, &w->status, &w->when))
     {
-      w->deliver = event_new (r->base, -1, 0, deliver_cb, w);
-      if (w->deliver == NULL)
-        abort (); /* only fails on OOM, which aborts everywhere else too */
+      w->deliver = xevent_new (r->base, -1, 0, deliver_cb, w);
       event_active (w->deliver, 0, 0);
     }
   return w;
@@ -233,8 +231,7 @@ reaper_unwatch (struct reaper *r, struct reaper_watch *w)
   if (w == NULL)
     return;
   RB_REMOVE (watch_tree, &r->watches, w);
-  if (w->deliver)
-    event_free (w->deliver);
+  event_freep (&w->deliver);
   free (w);
 }
 

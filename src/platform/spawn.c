@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "platform/reaper.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define SPAWN_CAPTURE_DEFAULT (64 * 1024)
@@ -88,9 +89,7 @@ child_ends_close (struct child_ends *c)
 static void
 capture_close (struct capture *c)
 {
-  if (c->ev)
-    event_free (c->ev);
-  c->ev = NULL;
+  event_freep (&c->ev);
   if (c->fd >= 0)
     close (c->fd);
   c->fd = -1;
@@ -140,20 +139,10 @@ spawn_pipes_done (const struct spawn *s)
 static void
 stdin_close (struct spawn *s)
 {
-  if (s->stdin_ev)
-    event_free (s->stdin_ev);
-  s->stdin_ev = NULL;
+  event_freep (&s->stdin_ev);
   if (s->stdin_fd >= 0)
     close (s->stdin_fd);
   s->stdin_fd = -1;
-}
-
-static void
-timer_free (struct event **ev)
-{
-  if (*ev)
-    event_free (*ev);
-  *ev = NULL;
 }
 
 /* Everything but the reaper watch: what a canceled spawn no longer needs while it dies. */
@@ -164,8 +153,8 @@ spawn_release_io (struct spawn *s)
   capture_close (&s->err);
   capture_close (&s->exec_status);
   stdin_close (s);
-  timer_free (&s->deadline);
-  timer_free (&s->grace);
+  event_freep (&s->deadline);
+  event_freep (&s->grace);
 }
 
 static void
@@ -230,7 +219,7 @@ spawn_check_done (struct spawn *s)
   if (s->grace == NULL)
     {
       struct timeval tv = { 0, SPAWN_GRACE_MS * 1000 };
-      s->grace = evtimer_new (s->base, grace_cb, s);
+      s->grace = xevtimer_new (s->base, grace_cb, s);
       evtimer_add (s->grace, &tv);
     }
 }
@@ -299,7 +288,7 @@ reaped_cb (pid_t pid, int status, const struct timespec *when, void *arg)
       spawn_free (s);
       return;
     }
-  timer_free (&s->deadline);
+  event_freep (&s->deadline);
   /* The exec-status pipe is at EOF by now (closed by exec or by _exit); the captures may be. */
   capture_drain (&s->exec_status);
   capture_drain (&s->out);
@@ -472,7 +461,7 @@ capture_arm (struct spawn *s, struct capture *c)
   if (c->fd < 0)
     return;
   c->eof = false;
-  c->ev = event_new (s->base, c->fd, EV_READ | EV_PERSIST, capture_read_cb, c);
+  c->ev = xevent_new (s->base, c->fd, EV_READ | EV_PERSIST, capture_read_cb, c);
   event_add (c->ev, NULL);
 }
 
@@ -484,13 +473,13 @@ spawn_arm (struct spawn *s, unsigned timeout_ms)
   capture_arm (s, &s->exec_status);
   if (s->stdin_fd >= 0)
     {
-      s->stdin_ev = event_new (s->base, s->stdin_fd, EV_WRITE | EV_PERSIST, stdin_write_cb, s);
+      s->stdin_ev = xevent_new (s->base, s->stdin_fd, EV_WRITE | EV_PERSIST, stdin_write_cb, s);
       event_add (s->stdin_ev, NULL);
     }
   if (timeout_ms)
     {
       struct timeval tv = timeval_from_ms (timeout_ms);
-      s->deadline = evtimer_new (s->base, deadline_cb, s);
+      s->deadline = xevtimer_new (s->base, deadline_cb, s);
       evtimer_add (s->deadline, &tv);
     }
 }

@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "platform/spawn.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 /* ---- probing, with a per-process cache ---- */
@@ -137,7 +138,7 @@ waiter_fire_cb (evutil_socket_t fd, short what, void *arg)
   const struct profile_info *info = w->info;
   shim_error_t err = steal_ptr (&w->err);
   LIST_REMOVE (w, link);
-  event_free (w->ev);
+  event_freep (&w->ev);
   free (w);
   cb (p, info, err, cb_arg);
 }
@@ -146,9 +147,7 @@ static struct probe_waiter *
 waiter_new (struct event_base *base, struct probe_entry *e, profile_probe_cb cb, void *arg)
 {
   struct probe_waiter *w = xcalloc (1, sizeof *w);
-  w->ev = event_new (base, -1, 0, waiter_fire_cb, w);
-  if (w->ev == NULL)
-    abort (); /* libevent fails here only on OOM */
+  w->ev = xevent_new (base, -1, 0, waiter_fire_cb, w);
   w->entry = e;
   w->cb = cb;
   w->arg = arg;
@@ -356,7 +355,7 @@ profile_cache_clear (void)
     {
       struct probe_waiter *w = LIST_FIRST (&probe_waiters);
       LIST_REMOVE (w, link);
-      event_free (w->ev);
+      event_freep (&w->ev);
       shim_error_release (&w->err);
       free (w);
     }

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "base/log.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define CONSOLE_SOCKET_NAME "pty.sock"
@@ -136,7 +137,7 @@ console_listen (struct console *c, shim_error_t *err)
     return shim_error_make (err, errno, SHIM_INTERNAL, "bind `%s`", c->path);
   if (listen (c->listen_fd, 1) < 0)
     return shim_error_make (err, errno, SHIM_INTERNAL, "listen `%s`", c->path);
-  c->listen_ev = event_new (c->base, c->listen_fd, EV_READ | EV_PERSIST, accept_cb, c);
+  c->listen_ev = xevent_new (c->base, c->listen_fd, EV_READ | EV_PERSIST, accept_cb, c);
   event_add (c->listen_ev, NULL);
   return 0;
 }
@@ -167,7 +168,7 @@ console_new (struct event_base *base, shim_error_t *err)
       return NULL;
     }
   c->path = xasprintf ("%s/%s", c->dir, CONSOLE_SOCKET_NAME);
-  c->deliver_ev = event_new (base, -1, 0, deliver_cb, c);
+  c->deliver_ev = xevent_new (base, -1, 0, deliver_cb, c);
   if (console_listen (c, err) < 0 || (runtime_dir && console_keep (c, err) < 0))
     {
       console_free (c);
@@ -226,7 +227,7 @@ accept_cb (evutil_socket_t fd, short what, void *arg)
   close_fd (&c->listen_fd);
   c->conn_fd = conn;
   /* The message may follow the connect later: wait for it rather than read now. */
-  c->conn_ev = event_new (c->base, conn, EV_READ | EV_PERSIST, recv_cb, c);
+  c->conn_ev = xevent_new (c->base, conn, EV_READ | EV_PERSIST, recv_cb, c);
   event_add (c->conn_ev, NULL);
 }
 

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "platform/spawn.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 /* containerd's binaryIOProcTermTimeout. */
@@ -447,9 +448,9 @@ static void
 logbin_arm (struct logbin *l, int ready_fd)
 {
   l->ready_fd = ready_fd;
-  l->ready_ev = event_new (l->base, ready_fd, EV_READ | EV_PERSIST, ready_read_cb, l);
+  l->ready_ev = xevent_new (l->base, ready_fd, EV_READ | EV_PERSIST, ready_read_cb, l);
   event_add (l->ready_ev, NULL);
-  l->deadline_ev = evtimer_new (l->base, deadline_cb, l);
+  l->deadline_ev = xevtimer_new (l->base, deadline_cb, l);
   logbin_set_ready_timeout_ms (l, LOGBIN_READY_TIMEOUT_MS);
 }
 
@@ -516,7 +517,7 @@ logbin_stop (struct logbin *l)
   /* Like containerd: the logger gets SIGTERM (to flush) and a grace period. */
   kill (l->pid, SIGTERM);
   struct timeval tv = timeval_from_ms (l->term_grace_ms);
-  l->kill_ev = evtimer_new (l->base, kill_cb, l);
+  l->kill_ev = xevtimer_new (l->base, kill_cb, l);
   evtimer_add (l->kill_ev, &tv);
 }
 

@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "stdio/logbin.h"
 #include "platform/spawn.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define PUMP_CHUNK (64 * 1024)
@@ -373,11 +374,8 @@ check_drained (struct proc_io *io)
 static void
 pump_close (struct pump *p)
 {
-  if (p->ev_read)
-    event_free (p->ev_read);
-  if (p->ev_write)
-    event_free (p->ev_write);
-  p->ev_read = p->ev_write = NULL;
+  event_freep (&p->ev_read);
+  event_freep (&p->ev_write);
   event_freep (&p->flush_timer);
   close_fd (&p->src);
   close_fd (&p->dst);
@@ -543,12 +541,9 @@ pump_finish (struct pump *p)
   event_del (p->ev_read);
   event_del (p->ev_write);
   if (p->flush_timer == NULL)
-    p->flush_timer = evtimer_new (p->io->base, flush_cb, p);
+    p->flush_timer = xevtimer_new (p->io->base, flush_cb, p);
   p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
-  if (p->flush_timer)
-    flush_cb (-1, 0, p);
-  else
-    pump_close (p);
+  flush_cb (-1, 0, p);
 }
 
 static void
@@ -585,8 +580,8 @@ pump_start (struct pump *p, struct event_base *base)
   if (p->done || p->ev_read || p->src < 0 || p->dst < 0)
     return;
   p->use_splice = true;
-  p->ev_read = event_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
-  p->ev_write = event_new (base, p->dst, EV_WRITE, pump_cb, p);
+  p->ev_read = xevent_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
+  p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
   event_add (p->ev_read, NULL);
 }
 
@@ -641,7 +636,7 @@ proc_io_process_exited (struct proc_io *io, unsigned drain_ms)
   if (proc_io_drained (io))
     return;
   if (io->drain_timer == NULL)
-    io->drain_timer = evtimer_new (io->base, drain_deadline_cb, io);
+    io->drain_timer = xevtimer_new (io->base, drain_deadline_cb, io);
   struct timeval tv = timeval_from_ms (drain_ms);
   evtimer_add (io->drain_timer, &tv);
 }
@@ -670,7 +665,6 @@ proc_io_free (struct proc_io *io)
   if (io->logbin)
     logbin_stop (io->logbin);
   shim_error_release (&io->ready_err);
-  if (io->drain_timer)
-    event_free (io->drain_timer);
+  event_freep (&io->drain_timer);
   free (io);
 }

@@ -14,6 +14,7 @@
 #include "base/pb.h"
 #include "platform/spawn.h"
 #include "wire/ttrpc_client.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define PUBLISHER_MAX_QUEUE 4096
@@ -336,7 +337,7 @@ static void
 publisher_kick (struct publisher *p)
 {
   if (p->retry_timer == NULL)
-    p->retry_timer = evtimer_new (p->base, retry_cb, p);
+    p->retry_timer = xevtimer_new (p->base, retry_cb, p);
   if (p->in_flight || evtimer_pending (p->retry_timer, NULL) || TAILQ_EMPTY (&p->queue))
     return;
   if (p->client)
@@ -368,7 +369,7 @@ publisher_drain (struct publisher *p, unsigned timeout_ms, void (*cb) (void *arg
       return;
     }
   if (p->drain_timer == NULL)
-    p->drain_timer = evtimer_new (p->base, drain_timeout_cb, p);
+    p->drain_timer = xevtimer_new (p->base, drain_timeout_cb, p);
   struct timeval tv = timeval_from_ms (timeout_ms);
   evtimer_add (p->drain_timer, &tv);
 }

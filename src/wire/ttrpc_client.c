@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "ttrpc.pb-c.h"
 #include "wire/ttrpc_wire.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define CLIENT_READS_PER_CB 16
@@ -84,7 +85,7 @@ static void client_retry_cb (evutil_socket_t fd, short what, void *arg);
 static void
 call_free (struct client_call *call)
 {
-  event_free (call->ev);
+  event_freep (&call->ev);
   free (call->message);
   if (call->resp)
     ttrpc__response__free_unpacked (call->resp, NULL);
@@ -247,19 +248,14 @@ client_connect (struct ttrpc_client *c, shim_error_t *err)
   c->fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (c->fd < 0)
     return shim_error_make (err, errno, SHIM_UNAVAILABLE, "socket for `%s`", c->path);
-  c->read_ev = event_new (c->base, c->fd, EV_READ | EV_PERSIST, client_read_cb, c);
-  c->write_ev = event_new (c->base, c->fd, EV_WRITE | EV_PERSIST, client_write_cb, c);
-  c->retry_ev = evtimer_new (c->base, client_retry_cb, c);
-  c->in = evbuffer_new ();
-  c->out = evbuffer_new ();
+  c->read_ev = xevent_new (c->base, c->fd, EV_READ | EV_PERSIST, client_read_cb, c);
+  c->write_ev = xevent_new (c->base, c->fd, EV_WRITE | EV_PERSIST, client_write_cb, c);
+  c->retry_ev = xevtimer_new (c->base, client_retry_cb, c);
+  c->in = xevbuffer_new ();
+  c->out = xevbuffer_new ();
   c->reader = (struct ttrpc_reader){ 0 };
   c->next_stream_id = 1;
   c->connect_retries = 0;
-  if (!c->read_ev || !c->write_ev || !c->retry_ev || !c->in || !c->out)
-    {
-      client_disconnect (c, "out of memory");
-      return shim_error_make (err, ENOMEM, SHIM_UNAVAILABLE, "connect `%s`", c->path);
-    }
   if (client_try_connect (c) < 0)
     {
       int saved = errno;
@@ -456,9 +452,7 @@ client_call_new (struct ttrpc_client *c, unsigned timeout_ms, ttrpc_client_cb cb
   call->client = c;
   call->cb = cb;
   call->arg = arg;
-  call->ev = evtimer_new (c->base, call_event_cb, call);
-  if (call->ev == NULL)
-    abort (); /* only on OOM, which aborts everywhere else too */
+  call->ev = xevtimer_new (c->base, call_event_cb, call);
   if (timeout_ms > 0)
     {
       struct timeval tv = timeval_from_ms (timeout_ms);

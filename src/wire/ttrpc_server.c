@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "ttrpc.pb-c.h"
 #include "wire/ttrpc_wire.h"
+#include "base/ev.h"
 #include "base/util.h"
 
 #define TTRPC_NAMESPACE_KEY "containerd-namespace-ttrpc"
@@ -136,16 +137,10 @@ conn_new (struct ttrpc_server *s, int fd)
   conn->refs = 1;
   LIST_INSERT_HEAD (&s->conns, conn, link);
   s->n_conns++;
-  conn->read_ev = event_new (s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, conn);
-  conn->write_ev = event_new (s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, conn);
-  conn->in = evbuffer_new ();
-  conn->out = evbuffer_new ();
-  if (!conn->read_ev || !conn->write_ev || !conn->in || !conn->out)
-    {
-      log_error ("ttrpc: cannot set up connection: out of memory");
-      conn_close (conn, "setup failed");
-      return;
-    }
+  conn->read_ev = xevent_new (s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, conn);
+  conn->write_ev = xevent_new (s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, conn);
+  conn->in = xevbuffer_new ();
+  conn->out = xevbuffer_new ();
   log_debug ("ttrpc: connection %d accepted", fd);
   conn_sync_events (conn);
 }
@@ -579,9 +574,9 @@ ttrpc_server_new (struct event_base *base, int listen_fd, const struct ttrpc_met
   s->arg = arg;
   s->listen_fd = -1;
   LIST_INIT (&s->conns);
-  s->accept_ev = event_new (base, fd, EV_READ | EV_PERSIST, server_accept_cb, s);
-  s->accept_pause_ev = evtimer_new (base, server_accept_resume_cb, s);
-  if (!s->accept_ev || !s->accept_pause_ev || event_add (s->accept_ev, NULL) < 0)
+  s->accept_ev = xevent_new (base, fd, EV_READ | EV_PERSIST, server_accept_cb, s);
+  s->accept_pause_ev = xevtimer_new (base, server_accept_resume_cb, s);
+  if (event_add (s->accept_ev, NULL) < 0)
     {
       ttrpc_server_free (s);
       shim_error_make (err, 0, SHIM_INTERNAL, "ttrpc listener: cannot watch fd %d", fd);
