@@ -1,6 +1,7 @@
 #include "platform/reaper.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -25,6 +26,7 @@ struct cached_exit
   pid_t pid;
   int status;
   struct timespec when;
+  uint64_t reaped_ms; /* monotonic: how old the exit is, for reaper_watch_since() */
 };
 
 struct reaper_watch
@@ -97,6 +99,7 @@ cache_add (struct reaper *r, pid_t pid, int status, const struct timespec *when)
   e->pid = pid;
   e->status = status;
   e->when = *when;
+  e->reaped_ms = now_monotonic_ms ();
   RB_INSERT (exit_tree, &r->cache, e);
   TAILQ_INSERT_TAIL (&r->cache_ages, e, age);
   r->n_cached++;
@@ -203,6 +206,25 @@ reaper_free (struct reaper *r)
 struct reaper_watch *
 reaper_watch (struct reaper *r, pid_t pid, reaper_cb cb, void *arg)
 {
+  return reaper_watch_since (r, pid, 0, cb, arg);
+}
+
+/* A cached exit reaped before since_ms belongs to an earlier process that had the same pid. */
+static void
+cache_drop_stale (struct reaper *r, pid_t pid, uint64_t since_ms)
+{
+  struct cached_exit key = { .pid = pid };
+  struct cached_exit *e = RB_FIND (exit_tree, &r->cache, &key);
+  if (e == NULL || e->reaped_ms >= since_ms)
+    return;
+  log_debug ("reaper: pid %d was reused: dropping its exit from %" PRIu64 " ms earlier", (int) pid,
+             since_ms - e->reaped_ms);
+  cache_remove (r, e);
+}
+
+struct reaper_watch *
+reaper_watch_since (struct reaper *r, pid_t pid, uint64_t since_ms, reaper_cb cb, void *arg)
+{
   struct reaper_watch key = { .pid = pid };
   if (pid <= 0 || RB_FIND (watch_tree, &r->watches, &key))
     {
@@ -217,6 +239,7 @@ reaper_watch (struct reaper *r, pid_t pid, reaper_cb cb, void *arg)
   w->arg = arg;
   RB_INSERT (watch_tree, &r->watches, w);
 
+  cache_drop_stale (r, pid, since_ms);
   if (reaper_take_cached (r, pid, &w->status, &w->when))
     {
       w->deliver = xevent_new (r->base, -1, 0, deliver_cb, w);

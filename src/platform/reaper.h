@@ -7,6 +7,7 @@
  * process that exits before its pid file was read is found when it is watched. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -27,6 +28,11 @@ void reaper_free (struct reaper *r);
  * If the exit is already cached it is delivered on the next loop iteration. One watcher per
  * pid; the returned handle is valid until the callback runs or reaper_unwatch(). */
 struct reaper_watch *reaper_watch (struct reaper *r, pid_t pid, reaper_cb cb, void *arg);
+/* The same for a process that cannot have existed before since_ms (CLOCK_MONOTONIC ms, e.g.
+ * when the runtime call that created it started): a cached exit reaped before that is an
+ * earlier process's whose pid was reused, and is dropped instead of delivered. */
+struct reaper_watch *reaper_watch_since (struct reaper *r, pid_t pid, uint64_t since_ms,
+                                         reaper_cb cb, void *arg);
 void reaper_unwatch (struct reaper *r, struct reaper_watch *w);
 
 /* Reaps whatever has exited now (also done on SIGCHLD). */

@@ -173,6 +173,40 @@ test_unwatch (void **state)
   assert_false (reaper_take_cached (f->reaper, pid, &status, &when));
 }
 
+/* The new process behind a reused pid must not get the exit an earlier one left in the cache:
+ * an exit reaped before the watcher's process could exist is dropped. */
+static void
+test_stale_exit_dropped (void **state)
+{
+  struct fixture *f = *state;
+  struct seen s = { 0 };
+  pid_t pid = fork_exit (3);
+  assert_true (run_until (f->base, pid_reaped, &pid, 5000));
+  uint64_t since = now_monotonic_ms () + 1;
+  while (now_monotonic_ms () < since)
+    usleep (500);
+  struct reaper_watch *w = reaper_watch_since (f->reaper, pid, since, record_cb, &s);
+  assert_non_null (w);
+  run_until (f->base, seen_called, &s, 100);
+  assert_int_equal (s.calls, 0);
+  assert_false (reaper_take_cached (f->reaper, pid, NULL, NULL));
+  reaper_unwatch (f->reaper, w);
+}
+
+/* An exit reaped after the call that created the process started is that process's. */
+static void
+test_exit_since_call_start_delivered (void **state)
+{
+  struct fixture *f = *state;
+  struct seen s = { 0 };
+  uint64_t since = now_monotonic_ms ();
+  pid_t pid = fork_exit (4);
+  assert_true (run_until (f->base, pid_reaped, &pid, 5000));
+  assert_non_null (reaper_watch_since (f->reaper, pid, since, record_cb, &s));
+  assert_true (run_until (f->base, seen_called, &s, 5000));
+  assert_int_equal (WEXITSTATUS (s.status), 4);
+}
+
 static void
 test_unwatch_pending_delivery (void **state)
 {
@@ -293,6 +327,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stop_is_not_exit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_unwatch, setup, teardown),
     cmocka_unit_test_setup_teardown (test_unwatch_pending_delivery, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stale_exit_dropped, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_exit_since_call_start_delivered, setup, teardown),
     cmocka_unit_test_setup_teardown (test_one_watch_per_pid, setup, teardown),
     cmocka_unit_test_setup_teardown (test_many_children, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_bounded, setup, teardown),
