@@ -1,8 +1,8 @@
 #ifndef CSHIM_STATS_INTERNAL_H
 #define CSHIM_STATS_INTERNAL_H
 
-/* Shared between stats.c (the entry points and the cgroup file readers) and the collectors in
- * stats_v1.c and stats_v2.c. */
+/* Shared by stats.c (the entry point), the cgroup file readers in stats_files.c and the
+ * collectors in stats_v1.c and stats_v2.c. */
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
