@@ -409,10 +409,10 @@ manager_delete (const struct shim_args *args, shim_error_t *err)
   if (access (state, F_OK) == 0)
     {
       cleanup_free char *log_path = xasprintf ("%s/log.json", bundle);
-      struct runtime_ctx ctx
+      struct runtime rt
           = { .cfg = &opts.runtime, .namespace = args->namespace, .log_path = log_path };
       struct runtime_call call = { .verb = RUNTIME_DELETE, .id = args->id, .force = true };
-      cleanup_strv char **argv = runtime_argv (&ctx, &call);
+      cleanup_strv char **argv = runtime_argv (&rt, &call);
       int rc = cmd_run (argv, bundle, opts.runtime.timeout_ms, NULL, NULL);
       if (rc != 0)
         fprintf (stderr, "cshim delete: %s delete --force %s exited with %d\n", argv[0], args->id,

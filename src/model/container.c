@@ -72,7 +72,7 @@ container_free (struct container *c)
   free (c->rootfs);
   free (c->checkpoint);
   oom_watch_free (c->oom);
-  trace_close (c->trace);
+  trace_close (c->rt.trace);
   cgroup_free (c->cgroup);
   free (c);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "runtime/config.h"
+#include "runtime/runtime.h"
 #include "model/process.h"
 
 struct container;
@@ -78,7 +79,10 @@ struct container
   char *rootfs; /* <bundle>/rootfs when we mounted it, else NULL */
   struct cgroup *cgroup; /* the init's cgroups, resolved once it exists */
   struct oom_watch *oom; /* armed right after create */
-  struct trace *trace; /* runtime-call trace; NULL: off */
+  /* How this container's runtime calls are made (runtime.h): filled once by the service when it
+   * makes the container; points at opts.runtime, bundle and log_path. Its trace (NULL: off) is
+   * the container's, closed with it. */
+  struct runtime rt;
   char *checkpoint; /* Create asked to restore from this image: the runtime restores at Start */
   struct task_options opts;
   struct process init;

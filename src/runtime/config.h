@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "runtime/runtime.h"
+#include "runtime/verbs.h"
 
 struct Google__Protobuf__Any;
 

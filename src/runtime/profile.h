@@ -12,7 +12,7 @@
 #include <stdbool.h>
 
 #include "base/error.h"
-#include "runtime/runtime.h"
+#include "runtime/verbs.h"
 
 struct event_base;
 struct reaper;

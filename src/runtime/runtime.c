@@ -14,10 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "base/log.h"
-#include "runtime/profile.h"
-#include "platform/spawn.h"
-#include "runtime/trace.h"
 #include "base/util.h"
+#include "platform/spawn.h"
+#include "runtime/profile.h"
+#include "runtime/trace.h"
 
 #define RUNTIME_DEFAULT_BINARY "runc"
 #define RUNTIME_DEFAULT_ROOT "/run/containerd/runc"
@@ -28,133 +28,12 @@
 
 /* ---- argv ---- */
 
-/* Where a subcommand argument comes from. ARG_END (0) terminates a row. */
-enum arg_src
-{
-  ARG_END = 0,
-  ARG_LITERAL, /* flag, then literal (if any), always */
-  ARG_BUNDLE, /* string sources: flag + value when the value is set */
-  ARG_PID_FILE,
-  ARG_CONSOLE,
-  ARG_PROCESS,
-  ARG_ALL, /* boolean sources: the flag when true */
-  ARG_FORCE,
-  ARG_NO_PIVOT,
-  ARG_NO_KEYRING,
-  ARG_ID, /* positional */
-  ARG_SIGNAL,
-  ARG_IMAGE, /* CRIU: strings */
-  ARG_WORK,
-  ARG_PARENT,
-  ARG_CGROUPS_MODE,
-  ARG_TCP, /* CRIU: booleans */
-  ARG_EXT_UNIX,
-  ARG_SHELL_JOB,
-  ARG_FILE_LOCKS,
-  ARG_LEAVE_RUNNING,
-  ARG_EMPTY_NS, /* CRIU: repeated */
-};
-
-struct verb_arg
-{
-  enum arg_src src;
-  const char *flag;
-  const char *literal;
-  unsigned bit; /* RUNTIME_FLAG_* when runtimes differ on this flag, else 0 */
-};
-
-struct verb_spec
-{
-  const char *name;
-  struct verb_arg args[18];
-};
-
-/* Rows: plain flags (A), flags some runtimes lack (F), literals (L, LF), positionals (P). */
-#define A(src, flag)                                                                               \
-  {                                                                                                \
-    src, flag, NULL, 0                                                                             \
-  }
-#define F(src, flag, bit)                                                                          \
-  {                                                                                                \
-    src, flag, NULL, RUNTIME_FLAG_##bit                                                            \
-  }
-#define L(flag, literal)                                                                           \
-  {                                                                                                \
-    ARG_LITERAL, flag, literal, 0                                                                  \
-  }
-#define LF(flag, literal, bit)                                                                     \
-  {                                                                                                \
-    ARG_LITERAL, flag, literal, RUNTIME_FLAG_##bit                                                 \
-  }
-#define P(src)                                                                                     \
-  {                                                                                                \
-    src, NULL, NULL, 0                                                                             \
-  }
-
-static const struct verb_spec verb_specs[] = {
-  [RUNTIME_CREATE] = { "create",
-                       { A (ARG_BUNDLE, "--bundle"), A (ARG_PID_FILE, "--pid-file"),
-                         F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
-                         F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT),
-                         F (ARG_NO_KEYRING, "--no-new-keyring", NO_NEW_KEYRING), P (ARG_ID) } },
-  [RUNTIME_START] = { "start", { P (ARG_ID) } },
-  [RUNTIME_KILL] = { "kill", { F (ARG_ALL, "--all", ALL), P (ARG_ID), P (ARG_SIGNAL) } },
-  [RUNTIME_DELETE] = { "delete", { F (ARG_FORCE, "--force", FORCE), P (ARG_ID) } },
-  [RUNTIME_STATE] = { "state", { P (ARG_ID) } },
-  [RUNTIME_PS] = { "ps", { LF ("--format", "json", FORMAT_JSON), P (ARG_ID) } },
-  [RUNTIME_PAUSE] = { "pause", { P (ARG_ID) } },
-  [RUNTIME_RESUME] = { "resume", { P (ARG_ID) } },
-  [RUNTIME_EXEC]
-  = { "exec",
-      { A (ARG_PROCESS, "--process"), F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
-        L ("--detach", NULL), A (ARG_PID_FILE, "--pid-file"), P (ARG_ID) } },
-  [RUNTIME_UPDATE] = { "update", { L ("--resources", "-"), P (ARG_ID) } },
-  [RUNTIME_CHECKPOINT]
-  = { "checkpoint",
-      { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
-        F (ARG_PARENT, "--parent-path", PARENT_PATH), A (ARG_TCP, "--tcp-established"),
-        A (ARG_EXT_UNIX, "--ext-unix-sk"), A (ARG_SHELL_JOB, "--shell-job"),
-        A (ARG_FILE_LOCKS, "--file-locks"), F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
-        F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE),
-        A (ARG_LEAVE_RUNNING, "--leave-running"), P (ARG_ID) } },
-  [RUNTIME_RESTORE]
-  = { "restore",
-      { A (ARG_IMAGE, "--image-path"), A (ARG_WORK, "--work-path"),
-        A (ARG_TCP, "--tcp-established"), A (ARG_EXT_UNIX, "--ext-unix-sk"),
-        A (ARG_SHELL_JOB, "--shell-job"), A (ARG_FILE_LOCKS, "--file-locks"),
-        F (ARG_EMPTY_NS, "--empty-ns", EMPTY_NS),
-        F (ARG_CGROUPS_MODE, "--manage-cgroups-mode", MANAGE_CGROUPS_MODE), L ("--detach", NULL),
-        A (ARG_PID_FILE, "--pid-file"), F (ARG_CONSOLE, "--console-socket", CONSOLE_SOCKET),
-        F (ARG_NO_PIVOT, "--no-pivot", NO_PIVOT), LF ("--no-subreaper", NULL, NO_SUBREAPER),
-        A (ARG_BUNDLE, "--bundle"), P (ARG_ID) } },
-};
-#undef A
-#undef F
-#undef L
-#undef LF
-#undef P
-
-/* Names of the RUNTIME_FLAG_* bits, in bit order. */
-static const char *const flag_names[] = {
-  "--systemd-cgroup",
-  "--console-socket",
-  "--no-pivot",
-  "--no-new-keyring",
-  "--no-subreaper",
-  "--empty-ns",
-  "--manage-cgroups-mode",
-  "--parent-path",
-  "--all",
-  "--force",
-  "--format json",
-};
-
 static const struct runtime_cfg default_cfg;
 
 static const struct runtime_cfg *
-ctx_cfg (const struct runtime_ctx *ctx)
+rt_cfg (const struct runtime *rt)
 {
-  return ctx->cfg ? ctx->cfg : &default_cfg;
+  return rt->cfg ? rt->cfg : &default_cfg;
 }
 
 static const char *
@@ -163,147 +42,15 @@ cfg_binary (const struct runtime_cfg *cfg)
   return cfg->binary && cfg->binary[0] ? cfg->binary : RUNTIME_DEFAULT_BINARY;
 }
 
-const char *
-runtime_verb_name (enum runtime_verb verb)
+/* The flags of call that the profile leaves out because its runtime never needs them. */
+static unsigned
+dropped_flags (const struct runtime_cfg *cfg, const struct runtime_call *call)
 {
-  if ((size_t) verb >= ARRAY_SIZE (verb_specs) || verb_specs[verb].name == NULL)
-    return "unknown";
-  return verb_specs[verb].name;
-}
-
-static const char *
-arg_string (enum arg_src src, const struct runtime_call *call)
-{
-  switch (src)
-    {
-    case ARG_BUNDLE:
-      return call->bundle;
-    case ARG_PID_FILE:
-      return call->pid_file;
-    case ARG_CONSOLE:
-      return call->console_socket;
-    case ARG_PROCESS:
-      return call->process_file;
-    case ARG_IMAGE:
-      return call->criu ? call->criu->image_path : NULL;
-    case ARG_WORK:
-      return call->criu ? call->criu->work_path : NULL;
-    case ARG_PARENT:
-      return call->criu ? call->criu->parent_path : NULL;
-    case ARG_CGROUPS_MODE:
-      return call->criu ? call->criu->cgroups_mode : NULL;
-    default:
-      return NULL;
-    }
-}
-
-static bool
-criu_bool (enum arg_src src, const struct runtime_criu *criu)
-{
-  if (criu == NULL)
-    return false;
-  switch (src)
-    {
-    case ARG_TCP:
-      return criu->tcp_established;
-    case ARG_EXT_UNIX:
-      return criu->ext_unix_sk;
-    case ARG_SHELL_JOB:
-      return criu->shell_job;
-    case ARG_FILE_LOCKS:
-      return criu->file_locks;
-    case ARG_LEAVE_RUNNING:
-      return criu->leave_running;
-    default:
-      return false;
-    }
-}
-
-static bool
-arg_bool (enum arg_src src, const struct runtime_cfg *cfg, const struct runtime_call *call)
-{
-  switch (src)
-    {
-    case ARG_ALL:
-      return call->all;
-    case ARG_FORCE:
-      return call->force;
-    case ARG_NO_PIVOT:
-      return cfg->no_pivot_root;
-    case ARG_NO_KEYRING:
-      return cfg->no_new_keyring;
-    default:
-      return criu_bool (src, call->criu);
-    }
-}
-
-/* Whether a row puts anything on the command line for this call. */
-static bool
-arg_used (const struct verb_arg *a, const struct runtime_cfg *cfg, const struct runtime_call *call)
-{
-  const char *value;
-  switch (a->src)
-    {
-    case ARG_ID:
-    case ARG_SIGNAL:
-    case ARG_LITERAL:
-      return true;
-    case ARG_EMPTY_NS:
-      return call->criu && call->criu->empty_ns && call->criu->empty_ns[0];
-    default:
-      value = arg_string (a->src, call);
-      return (value && value[0]) || arg_bool (a->src, cfg, call);
-    }
-}
-
-static void
-push_verb_arg (char ***argv, const struct verb_arg *a, const struct runtime_call *call)
-{
-  const char *value = arg_string (a->src, call);
-  if (a->src == ARG_ID)
-    strv_push (argv, call->id);
-  else if (a->src == ARG_SIGNAL)
-    strv_pushf (argv, "%d", call->signal);
-  else if (a->src == ARG_EMPTY_NS)
-    for (char *const *ns = call->criu->empty_ns; *ns; ns++)
-      {
-        strv_push (argv, a->flag);
-        strv_push (argv, *ns);
-      }
-  else if (a->src == ARG_LITERAL)
-    {
-      strv_push (argv, a->flag);
-      if (a->literal)
-        strv_push (argv, a->literal);
-    }
-  else
-    {
-      strv_push (argv, a->flag);
-      if (value && value[0])
-        strv_push (argv, value);
-    }
-}
-
-unsigned
-runtime_call_flags (const struct runtime_call *call, const struct runtime_cfg *cfg)
-{
-  if (cfg == NULL)
-    cfg = &default_cfg;
-  unsigned flags = cfg->systemd_cgroup ? RUNTIME_FLAG_SYSTEMD_CGROUP : 0;
-  if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
-    for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
-      if (a->bit && arg_used (a, cfg, call))
-        flags |= a->bit;
-  return flags;
-}
-
-const char *
-runtime_flag_name (unsigned flag)
-{
-  for (size_t i = 0; i < ARRAY_SIZE (flag_names); i++)
-    if (flag == 1u << i)
-      return flag_names[i];
-  return "?";
+  unsigned used = runtime_call_flags (call, cfg), drop = 0;
+  for (unsigned bit = 1; bit && bit <= used; bit <<= 1)
+    if ((used & bit) && profile_drops_flag (cfg->profile, call->verb, bit))
+      drop |= bit;
+  return drop;
 }
 
 /* --root <root>/<ns>: one state directory per namespace, as containerd's own shim does. */
@@ -322,17 +69,17 @@ push_root (char ***argv, const struct runtime_cfg *cfg, const char *namespace)
 }
 
 char **
-runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call)
+runtime_argv (const struct runtime *rt, const struct runtime_call *call)
 {
-  const struct runtime_cfg *cfg = ctx_cfg (ctx);
+  const struct runtime_cfg *cfg = rt_cfg (rt);
   char **argv = NULL;
 
   strv_push (&argv, cfg_binary (cfg));
-  push_root (&argv, cfg, ctx->namespace);
-  if (ctx->log_path && ctx->log_path[0])
+  push_root (&argv, cfg, rt->namespace);
+  if (rt->log_path && rt->log_path[0])
     {
       strv_push (&argv, "--log");
-      strv_push (&argv, ctx->log_path);
+      strv_push (&argv, rt->log_path);
       strv_push (&argv, "--log-format");
       strv_push (&argv, "json");
     }
@@ -342,11 +89,7 @@ runtime_argv (const struct runtime_ctx *ctx, const struct runtime_call *call)
     strv_push (&argv, cfg->extra_args[i]);
 
   strv_push (&argv, profile_verb_name (cfg->profile, call->verb));
-  if ((size_t) call->verb < ARRAY_SIZE (verb_specs))
-    for (const struct verb_arg *a = verb_specs[call->verb].args; a->src != ARG_END; a++)
-      if (arg_used (a, cfg, call)
-          && !(a->bit && profile_drops_flag (cfg->profile, call->verb, a->bit)))
-        push_verb_arg (&argv, a, call);
+  runtime_verb_args (&argv, call, cfg, dropped_flags (cfg, call));
   return argv;
 }
 
@@ -663,14 +406,14 @@ file_size (const char *path)
 }
 
 static struct run_op *
-run_op_new (const struct runtime_ctx *ctx, const struct runtime_call *call, const char *cwd,
-            char **argv, runtime_cb cb, void *arg)
+run_op_new (const struct runtime *rt, const struct runtime_call *call, const char *cwd, char **argv,
+            runtime_cb cb, void *arg)
 {
-  const struct runtime_cfg *cfg = ctx_cfg (ctx);
+  const struct runtime_cfg *cfg = rt_cfg (rt);
   struct run_op *op = xcalloc (1, sizeof *op);
   op->verb = call->verb;
   op->binary = xstrdup (cfg_binary (cfg));
-  op->log_path = ctx->log_path && ctx->log_path[0] ? xstrdup (ctx->log_path) : NULL;
+  op->log_path = rt->log_path && rt->log_path[0] ? xstrdup (rt->log_path) : NULL;
   op->cwd = cwd ? xstrdup (cwd) : NULL;
   op->log_offset = file_size (op->log_path);
   op->timeout_ms = cfg->timeout_ms;
@@ -680,32 +423,33 @@ run_op_new (const struct runtime_ctx *ctx, const struct runtime_call *call, cons
   return op;
 }
 
+static const struct runtime_io default_io = {
+  .stdin_fd = SPAWN_FD_NULL,
+  .stdout_fd = SPAWN_FD_CAPTURE,
+  .stderr_fd = SPAWN_FD_CAPTURE,
+};
+
 struct spawn *
-runtime_run (struct event_base *base, struct reaper *reaper, const struct runtime_ctx *ctx,
-             const struct runtime_call *call, const char *cwd, const struct runtime_io *io,
+runtime_run (const struct runtime *rt, const struct runtime_call *call, const struct runtime_io *io,
              runtime_cb cb, void *arg, shim_error_t *err)
 {
-  static const struct runtime_io default_io = {
-    .stdin_fd = SPAWN_FD_NULL,
-    .stdout_fd = SPAWN_FD_CAPTURE,
-    .stderr_fd = SPAWN_FD_CAPTURE,
-  };
   if (io == NULL)
     io = &default_io;
   /* A call the runtime cannot make fails here, clearly, rather than with its usage text. */
-  if (profile_check_call (ctx_cfg (ctx)->profile, call, ctx_cfg (ctx), err) < 0)
+  if (profile_check_call (rt_cfg (rt)->profile, call, rt_cfg (rt), err) < 0)
     {
       shim_error_wrap (err, "%s failed", runtime_verb_name (call->verb));
       return NULL;
     }
   /* The bundle is the natural working directory; a relative one would be resolved twice. */
+  const char *cwd = rt->cwd;
   if (cwd == NULL && call->bundle && call->bundle[0] == '/')
     cwd = call->bundle;
-  cleanup_strv char **argv = runtime_argv (ctx, call);
+  cleanup_strv char **argv = runtime_argv (rt, call);
   cleanup_strv char **envp = runtime_env ();
-  struct run_op *op = run_op_new (ctx, call, cwd, argv, cb, arg);
-  if (ctx->trace)
-    op->trace = trace_call_begin (ctx->trace, runtime_verb_name (call->verb), argv, cwd, envp);
+  struct run_op *op = run_op_new (rt, call, cwd, argv, cb, arg);
+  if (rt->trace)
+    op->trace = trace_call_begin (rt->trace, runtime_verb_name (call->verb), argv, cwd, envp);
   struct spawn_req req = {
     .argv = argv,
     .envp = envp,
@@ -718,7 +462,7 @@ runtime_run (struct event_base *base, struct reaper *reaper, const struct runtim
     .timeout_ms = op->timeout_ms,
   };
 
-  struct spawn *s = spawn_start (base, reaper, &req, run_done_cb, op, err);
+  struct spawn *s = spawn_start (rt->base, rt->reaper, &req, run_done_cb, op, err);
   if (s == NULL)
     {
       run_op_free (op);

@@ -205,7 +205,6 @@ static void
 checkpoint_run (struct op *op)
 {
   struct container *c = op->container;
-  struct task_service *svc = c->service;
   shim_error_t err = NULL;
   struct checkpoint_ctx *ck = NULL;
   if (process_check (c->init.state, PROCESS_CHECKPOINT, &err) < 0)
@@ -216,10 +215,7 @@ checkpoint_run (struct op *op)
   mkdir_p (ck->work_path, 0700);
   op->ctx = ck;
   struct runtime_call rc = { .verb = RUNTIME_CHECKPOINT, .id = c->id, .criu = &ck->criu };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
-  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                           checkpoint_done_cb, op, &err);
+  op->spawn = runtime_run (&c->rt, &rc, NULL, checkpoint_done_cb, op, &err);
   if (op->spawn)
     return;
   drop_work_dir (ck);

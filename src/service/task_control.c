@@ -67,10 +67,7 @@ task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
     }
   struct runtime_call rc
       = { .verb = RUNTIME_KILL, .id = req->id, .signal = (int) req->signal, .all = req->all };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, p->container, &ctx);
-  if (runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, p->container->bundle, NULL,
-                   kill_done_cb, call, &err))
+  if (runtime_run (&p->container->rt, &rc, NULL, kill_done_cb, call, &err))
     return;
 fail:
   ttrpc_call_fail (call, &err);
@@ -92,13 +89,9 @@ kill_all_done_cb (struct runtime_result *res, void *arg)
 void
 task_kill_all_on_exit (struct container *c)
 {
-  struct task_service *svc = c->service;
   cleanup_error shim_error_t err = NULL;
   struct runtime_call rc = { .verb = RUNTIME_KILL, .id = c->id, .signal = SIGKILL, .all = true };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
-  c->killing_all = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                                kill_all_done_cb, c, &err);
+  c->killing_all = runtime_run (&c->rt, &rc, NULL, kill_all_done_cb, c, &err);
   if (c->killing_all == NULL)
     log_warn ("container %s: kill --all after its init exited: %s", c->id, err->msg);
 }
@@ -213,10 +206,7 @@ task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
   ctx->call = call;
   ctx->id = xstrdup (req->id);
   struct runtime_call rc = { .verb = RUNTIME_PS, .id = c->id };
-  struct runtime_ctx rctx;
-  task_runtime_ctx (svc, c, &rctx);
-  if (runtime_run (svc->shim->base, svc->shim->reaper, &rctx, &rc, c->bundle, NULL, pids_done_cb,
-                   ctx, &err))
+  if (runtime_run (&c->rt, &rc, NULL, pids_done_cb, ctx, &err))
     return;
   free (ctx->id);
   free (ctx);
@@ -289,7 +279,6 @@ static void
 control_run (struct op *op)
 {
   struct container *c = op->container;
-  struct task_service *svc = c->service;
   const struct control_verb *verb = op->ctx;
   shim_error_t err = NULL;
   struct runtime_io io = { SPAWN_FD_NULL, SPAWN_FD_CAPTURE, SPAWN_FD_CAPTURE, NULL, 0 };
@@ -298,10 +287,7 @@ control_run (struct op *op)
           || update_resources (op, &io.stdin_data, &io.stdin_len, &err) == 0))
     {
       struct runtime_call rc = { .verb = verb->runtime, .id = c->id };
-      struct runtime_ctx ctx;
-      task_runtime_ctx (svc, c, &ctx);
-      op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
-                               control_done_cb, op, &err);
+      op->spawn = runtime_run (&c->rt, &rc, &io, control_done_cb, op, &err);
       if (op->spawn)
         return;
     }

@@ -100,11 +100,8 @@ fail_after_force_delete (struct task_service *svc, struct op *op, shim_error_t *
   f->op = op;
   f->err = steal_ptr (err);
   struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id, .force = true };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
   cleanup_error shim_error_t run_err = NULL;
-  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                           cleanup_done_cb, f, &run_err);
+  op->spawn = runtime_run (&c->rt, &rc, NULL, cleanup_done_cb, f, &run_err);
   if (op->spawn)
     return;
   log_warn ("cleanup after a failed create: %s", run_err->msg);
@@ -157,9 +154,9 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
   if (c->opts.trace || c->service->shim->debug)
     {
       cleanup_error shim_error_t terr = NULL;
-      c->trace
+      c->rt.trace
           = trace_open (c->opts.trace_dir, c->service->shim->namespace, c->id, c->bundle, &terr);
-      if (c->trace == NULL)
+      if (c->rt.trace == NULL)
         log_error_release (LOG_LEVEL_WARN, "runtime-call trace off", &terr);
     }
   c->init.terminal = req->terminal;
@@ -261,13 +258,10 @@ create_io_ready_cb (shim_error_t err, void *arg)
                              .bundle = c->bundle,
                              .pid_file = pid_file,
                              .console_socket = proc_io_console_socket (c->init.io) };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
   int fds[3];
   proc_io_runtime_fds (c->init.io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
-  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io,
-                           create_done_cb, op, &err);
+  op->spawn = runtime_run (&c->rt, &rc, &io, create_done_cb, op, &err);
   if (op->spawn == NULL)
     create_failed (svc, c, op->call, &err);
 }
@@ -292,6 +286,7 @@ task_handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *
     }
   struct container *c = container_new (req->id, req->bundle);
   c->service = svc;
+  task_runtime_init (svc, c);
   TAILQ_INSERT_TAIL (&svc->containers, c, link);
   svc->n_containers++;
   container_submit (c, op_new (c, call, req, create_run));

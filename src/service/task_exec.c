@@ -116,7 +116,7 @@ start_done_cb (struct runtime_result *res, void *arg)
 /* Runs the runtime call that starts p with its stdio: `exec` for an exec process, `restore`
  * for an init process created from a checkpoint. */
 static struct spawn *
-start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_error_t *err)
+start_with_io (struct op *op, struct process *p, shim_error_t *err)
 {
   struct container *c = p->container;
   cleanup_free char *pid_file = exec_pid_file (p);
@@ -131,13 +131,10 @@ start_with_io (struct task_service *svc, struct op *op, struct process *p, shim_
       .verb = RUNTIME_RESTORE, .id = c->id, .pid_file = pid_file, .bundle = c->bundle, .criu = &criu
     };
   rc.console_socket = proc_io_console_socket (p->io);
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
   int fds[3];
   proc_io_runtime_fds (p->io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
-  return runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, &io, start_done_cb,
-                      op, err);
+  return runtime_run (&c->rt, &rc, &io, start_done_cb, op, err);
 }
 
 static void
@@ -146,7 +143,7 @@ start_io_ready_cb (shim_error_t err, void *arg)
   struct op *op = arg;
   struct container *c = op->container;
   if (err == NULL)
-    op->spawn = start_with_io (c->service, op, op->process, &err);
+    op->spawn = start_with_io (op, op->process, &err);
   if (op->spawn)
     return;
   op->process->starting = false;
@@ -160,7 +157,6 @@ static void
 start_run (struct op *op)
 {
   struct container *c = op->container;
-  struct task_service *svc = c->service;
   const Containerd__Task__V2__StartRequest *req = op->req;
   shim_error_t err = NULL;
   struct process *p = container_process (c, req->exec_id);
@@ -177,10 +173,7 @@ start_run (struct op *op)
       if (!starts_with_io (p))
         {
           struct runtime_call rc = { .verb = RUNTIME_START, .id = c->id };
-          struct runtime_ctx ctx;
-          task_runtime_ctx (svc, c, &ctx);
-          op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                                   start_done_cb, op, &err);
+          op->spawn = runtime_run (&c->rt, &rc, NULL, start_done_cb, op, &err);
         }
       else
         {

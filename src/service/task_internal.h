@@ -14,7 +14,6 @@
 
 struct Google__Protobuf__Any;
 struct proc_io;
-struct runtime_ctx;
 struct shim;
 struct ttrpc_call;
 
@@ -33,7 +32,9 @@ struct process *task_find_process (struct task_service *svc, const char *id, con
 void task_reply_empty (struct ttrpc_call *call);
 /* Sets up p->io from p's stdio paths and terminal flag. */
 int task_open_io (struct task_service *svc, struct process *p, shim_error_t *err);
-void task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_ctx *ctx);
+/* Fills c's runtime handle, once, right after the container is made: the shim's loop, reaper
+ * and namespace, c's options, bundle (the working directory) and log. Create adds the trace. */
+void task_runtime_init (struct task_service *svc, struct container *c);
 /* Fails call with "OCI runtime <verb> failed: <runtime text>", keeping the runtime's code. */
 void task_fail_runtime (struct ttrpc_call *call, shim_error_t *err);
 /* The same for a call that handed io to the process: what the runtime wrote to the process's

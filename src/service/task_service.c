@@ -105,12 +105,14 @@ task_reply_empty (struct ttrpc_call *call)
 }
 
 void
-task_runtime_ctx (struct task_service *svc, struct container *c, struct runtime_ctx *ctx)
+task_runtime_init (struct task_service *svc, struct container *c)
 {
-  ctx->cfg = &c->opts.runtime;
-  ctx->namespace = svc->shim->namespace;
-  ctx->log_path = c->log_path;
-  ctx->trace = c->trace;
+  c->rt = (struct runtime){ .base = svc->shim->base,
+                            .reaper = svc->shim->reaper,
+                            .cfg = &c->opts.runtime,
+                            .namespace = svc->shim->namespace,
+                            .cwd = c->bundle,
+                            .log_path = c->log_path };
 }
 
 /* Runtime failures read like the stock shim's: "OCI runtime create failed: <runtime text>". */
@@ -417,10 +419,7 @@ delete_run (struct op *op)
     }
   op->exit_unreported = !p->exited;
   struct runtime_call rc = { .verb = RUNTIME_DELETE, .id = c->id };
-  struct runtime_ctx ctx;
-  task_runtime_ctx (svc, c, &ctx);
-  op->spawn = runtime_run (svc->shim->base, svc->shim->reaper, &ctx, &rc, c->bundle, NULL,
-                           delete_done_cb, op, &err);
+  op->spawn = runtime_run (&c->rt, &rc, NULL, delete_done_cb, op, &err);
   if (op->spawn)
     return;
 fail:

@@ -234,7 +234,7 @@ static char **
 argv_for (const char *profile, struct runtime_cfg *cfg, const struct runtime_call *call)
 {
   cfg->profile = profile ? profile_by_name (profile) : NULL;
-  struct runtime_ctx ctx = { .cfg = cfg, .namespace = "ns" };
+  struct runtime ctx = { .cfg = cfg, .namespace = "ns" };
   return runtime_argv (&ctx, call);
 }
 

@@ -14,7 +14,7 @@
 #include "base/util.h"
 
 static struct runtime_cfg plain_cfg;
-static const struct runtime_ctx plain_ctx = { .cfg = &plain_cfg, .namespace = "default" };
+static const struct runtime plain_ctx = { .cfg = &plain_cfg, .namespace = "default" };
 
 /* ---- argv ---- */
 
@@ -48,7 +48,7 @@ test_argv_create_full (void **state)
     .no_new_keyring = true,
     .extra_args = extra,
   };
-  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "k8s.io", .log_path = "/b/log.json" };
+  struct runtime ctx = { .cfg = &cfg, .namespace = "k8s.io", .log_path = "/b/log.json" };
   struct runtime_call call = {
     .verb = RUNTIME_CREATE,
     .id = "c1",
@@ -85,12 +85,12 @@ test_argv_defaults (void **state)
 {
   (void) state;
   struct runtime_cfg cfg = { .binary = "", .root = "" };
-  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "ns", .log_path = "" };
+  struct runtime ctx = { .cfg = &cfg, .namespace = "ns", .log_path = "" };
   struct runtime_call call = { .verb = RUNTIME_START, .id = "x" };
   const char *want[] = { "runc", "--root", "/run/containerd/runc/ns", "start", "x", NULL };
   assert_argv (runtime_argv (&ctx, &call), want);
 
-  struct runtime_ctx no_cfg = { .cfg = NULL, .namespace = NULL };
+  struct runtime no_cfg = { .cfg = NULL, .namespace = NULL };
   const char *want2[] = { "runc", "--root", "/run/containerd/runc", "start", "x", NULL };
   assert_argv (runtime_argv (&no_cfg, &call), want2);
 }
@@ -100,7 +100,7 @@ test_argv_root_join (void **state)
 {
   (void) state;
   struct runtime_cfg cfg = { .root = "/var/run/youki//" };
-  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "default" };
+  struct runtime ctx = { .cfg = &cfg, .namespace = "default" };
   struct runtime_call call = { .verb = RUNTIME_STATE, .id = "c" };
   const char *want[] = { "runc", "--root", "/var/run/youki/default", "state", "c", NULL };
   assert_argv (runtime_argv (&ctx, &call), want);
@@ -280,7 +280,7 @@ test_argv_restore (void **state)
                                .leave_running = true,
                                .parent_path = "/ignored" };
   struct runtime_cfg cfg = { .no_pivot_root = true };
-  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "ns" };
+  struct runtime ctx = { .cfg = &cfg, .namespace = "ns" };
   struct runtime_call call = {
     .verb = RUNTIME_RESTORE, .id = "c1", .bundle = "/b", .pid_file = "/b/init.pid", .criu = &criu
   };
@@ -311,7 +311,7 @@ test_argv_extra_args_before_verb (void **state)
   (void) state;
   char *extra[] = { "--debug", NULL };
   struct runtime_cfg cfg = { .binary = "youki", .extra_args = extra };
-  struct runtime_ctx ctx = { .cfg = &cfg, .namespace = "default", .log_path = "/l.json" };
+  struct runtime ctx = { .cfg = &cfg, .namespace = "default", .log_path = "/l.json" };
   struct runtime_call call = { .verb = RUNTIME_PAUSE, .id = "c1" };
   const char *want[] = { "youki", "--root",  "/run/containerd/runc/default",
                          "--log", "/l.json", "--log-format",

@@ -34,7 +34,7 @@ struct fixture
   char *fake;
   char *log_path, *record_path, *pid_path, *stdin_path;
   struct runtime_cfg cfg;
-  struct runtime_ctx ctx;
+  struct runtime rt;
 };
 
 struct outcome
@@ -73,7 +73,11 @@ setup (void **state)
   f->pid_path = xasprintf ("%s/init.pid", f->dir);
   f->stdin_path = xasprintf ("%s/stdin", f->dir);
   f->cfg = (struct runtime_cfg){ .binary = f->fake, .root = f->dir, .timeout_ms = 10000 };
-  f->ctx = (struct runtime_ctx){ .cfg = &f->cfg, .namespace = "testns", .log_path = f->log_path };
+  f->rt = (struct runtime){ .base = f->base,
+                            .reaper = f->reaper,
+                            .cfg = &f->cfg,
+                            .namespace = "testns",
+                            .log_path = f->log_path };
   setenv ("FAKE_RUNTIME_RECORD", f->record_path, 1);
   *state = f;
   return 0;
@@ -130,7 +134,7 @@ run_call (struct fixture *f, const struct runtime_call *call, const struct runti
 {
   shim_error_t err = NULL;
   uint64_t t0 = now_monotonic_ms ();
-  struct spawn *s = runtime_run (f->base, f->reaper, &f->ctx, call, NULL, io, outcome_cb, o, &err);
+  struct spawn *s = runtime_run (&f->rt, call, io, outcome_cb, o, &err);
   assert_null (err);
   assert_non_null (s);
   assert_true (run_until (f->base, outcome_done, o, 15000));
@@ -298,6 +302,22 @@ test_missing_bundle_dir (void **state)
   outcome_release (&o);
 }
 
+/* The handle's working directory (a container's bundle) is where every call runs, whatever
+ * the call's own bundle says. */
+static void
+test_handle_cwd_wins (void **state)
+{
+  struct fixture *f = *state;
+  f->rt.cwd = "/nonexistent/cwd";
+  struct runtime_call call = { .verb = RUNTIME_CREATE, .id = "c1", .bundle = f->dir };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg,
+                       "create failed: chdir /nonexistent/cwd: No such file or directory");
+  outcome_release (&o);
+}
+
 static void
 test_deadline (void **state)
 {
@@ -362,8 +382,7 @@ test_cancel (void **state)
   struct runtime_call call = { .verb = RUNTIME_START, .id = "c1" };
   int calls = 0;
   shim_error_t err = NULL;
-  struct spawn *s
-      = runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, unexpected_cb, &calls, &err);
+  struct spawn *s = runtime_run (&f->rt, &call, NULL, unexpected_cb, &calls, &err);
   assert_non_null (s);
   pid_t pid = spawn_pid (s);
   spawn_cancel (s);
@@ -390,7 +409,7 @@ test_error_not_stolen (void **state)
   struct runtime_call call = { .verb = RUNTIME_PAUSE, .id = "c1" };
   struct outcome o = { 0 };
   shim_error_t err = NULL;
-  assert_non_null (runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, peek_cb, &o, &err));
+  assert_non_null (runtime_run (&f->rt, &call, NULL, peek_cb, &o, &err));
   assert_true (run_until (f->base, outcome_done, &o, 5000));
   assert_int_equal (o.exit_code, 2);
 }
@@ -416,8 +435,7 @@ test_profile_refuses_before_spawning (void **state)
   };
   int calls = 0;
   shim_error_t err = NULL;
-  assert_null (
-      runtime_run (f->base, f->reaper, &f->ctx, &call, NULL, NULL, unexpected_cb, &calls, &err));
+  assert_null (runtime_run (&f->rt, &call, NULL, unexpected_cb, &calls, &err));
   assert_non_null (err);
   assert_string_equal (err->msg, "restore failed: youki does not support restore");
   assert_int_equal (err->code, SHIM_UNIMPLEMENTED);
@@ -564,6 +582,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_failure_exit_status_only, setup, teardown),
     cmocka_unit_test_setup_teardown (test_missing_binary, setup, teardown),
     cmocka_unit_test_setup_teardown (test_missing_bundle_dir, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_handle_cwd_wins, setup, teardown),
     cmocka_unit_test_setup_teardown (test_deadline, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stdout_and_stdin, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cancel, setup, teardown),
