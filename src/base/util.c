@@ -210,7 +210,7 @@ write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, 
   cleanup_close int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return shim_error_make (err, errno, SHIM_UNKNOWN, "create `%s`", tmp);
-  if (write_all (fd, data, len) < 0 || fsync (fd) < 0)
+  if (write_all (fd, data, len) < 0)
     {
       int saved = errno;
       unlink (tmp);

@@ -62,7 +62,12 @@ void strv_pushf (char ***v, const char *fmt, ...) __attribute__ ((format (printf
 int read_file (const char *path, size_t max, char **out, size_t *len, struct shim_error_s **err);
 int read_file_at (int dirfd, const char *path, size_t max, char **out, size_t *len,
                   struct shim_error_s **err);
-/* Writes via a temp file + rename so readers never see a partial file. */
+/* Writes via a temp file + rename so readers never see a partial file: the file is the old one
+ * or the new one, whole. No fsync: every caller writes state that lives on tmpfs (/run: the
+ * bundle's cshim.json, address and start options, criu-dump.log, the profile cache), where
+ * durability means nothing, and the loop's callers (Create, checkpoint, the profile probe) must
+ * not wait on a disk. None needs the file to survive a machine crash: the shims it describes do
+ * not survive one either, and `delete` works from defaults when cshim.json is missing. */
 int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
                        struct shim_error_s **err);
 int write_all (int fd, const void *data, size_t len);

@@ -21,9 +21,8 @@
 
 #define RUNTIME_DEFAULT_BINARY "runc"
 #define RUNTIME_DEFAULT_ROOT "/run/containerd/runc"
-/* Bounds on what a failure report reads back: the log written during one call, and the tail of
- * the runtime's stderr (its last lines are the ones that explain). */
-#define RUNTIME_LOG_READ_MAX (1024 * 1024)
+/* The tail of the runtime's stderr a failure report keeps: its last lines are the ones that
+ * explain. (The log's bound is RUNTIME_LOG_TAIL_MAX, runtime.h.) */
 #define RUNTIME_STDERR_TAIL 4096
 
 /* ---- argv ---- */
@@ -254,6 +253,7 @@ struct run_op
   char *log_path;
   char *cwd;
   off_t log_offset;
+  uint64_t started_ms;
   unsigned timeout_ms;
   char *cmdline;
   struct trace_call *trace; /* NULL unless the call is traced */
@@ -273,8 +273,29 @@ run_op_free (void *arg)
   free (op);
 }
 
+/* Reads [from, from + want) of fd into a new NUL-terminated buffer; *got is what was read. */
+static char *
+pread_range (int fd, off_t from, size_t want, size_t *got)
+{
+  char *buf = xmalloc (want + 1);
+  *got = 0;
+  while (*got < want)
+    {
+      ssize_t r = pread (fd, buf + *got, want - *got, from + (off_t) *got);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      *got += r;
+    }
+  buf[*got] = '\0';
+  return buf;
+}
+
 /* The last error the runtime appended to its log during this call: older entries belong to
- * earlier calls and would explain the wrong failure. */
+ * earlier calls and would explain the wrong failure. This runs in the loop after every failed
+ * call, so it reads one bounded tail, RUNTIME_LOG_TAIL_MAX bytes at most, with one pread from
+ * where the log ended when the call started (O_NONBLOCK: a FIFO planted there cannot block). */
 static char *
 run_log_error (const struct run_op *op)
 {
@@ -285,20 +306,21 @@ run_log_error (const struct run_op *op)
   if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     return NULL;
   off_t start = st.st_size >= op->log_offset ? op->log_offset : 0; /* truncated: all is new */
-  if (st.st_size - start > RUNTIME_LOG_READ_MAX)
-    start = st.st_size - RUNTIME_LOG_READ_MAX; /* a cut first line is not JSON and is skipped */
-  size_t want = st.st_size - start, got = 0;
-  cleanup_free char *buf = xmalloc (want + 1);
-  while (got < want)
+  bool cut = st.st_size - start > RUNTIME_LOG_TAIL_MAX;
+  if (cut)
+    start = st.st_size - RUNTIME_LOG_TAIL_MAX;
+  size_t got;
+  cleanup_free char *buf = pread_range (fd, start, st.st_size - start, &got);
+  const char *p = buf;
+  /* The tail's first line may have started before it: skip up to the first newline rather
+   * than parse a piece of a line, which can be a JSON object of its own. (A line that starts
+   * right after the tail's first byte is whole: that byte is then its newline.) */
+  if (cut)
     {
-      ssize_t r = pread (fd, buf + got, want - got, start + got);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      got += r;
+      const char *nl = memchr (buf, '\n', got);
+      p = nl ? nl + 1 : buf + got;
     }
-  return runtime_log_last_error (buf, got);
+  return runtime_log_last_error (p, got - (size_t) (p - buf));
 }
 
 static char *
@@ -356,6 +378,7 @@ run_done_cb (const struct spawn_result *sr, void *arg)
     .exit_code = sr->exit_code,
     .out = sr->out,
     .out_len = sr->out_len,
+    .started_ms = op->started_ms,
   };
   if (sr->timed_out || sr->exec_errno || sr->exit_code != 0)
     run_make_error (op, sr, &res.err);
@@ -416,6 +439,7 @@ run_op_new (const struct runtime *rt, const struct runtime_call *call, const cha
   op->log_path = rt->log_path && rt->log_path[0] ? xstrdup (rt->log_path) : NULL;
   op->cwd = cwd ? xstrdup (cwd) : NULL;
   op->log_offset = file_size (op->log_path);
+  op->started_ms = now_monotonic_ms (); /* before the fork: no later than the runtime started */
   op->timeout_ms = cfg->timeout_ms;
   op->cmdline = strv_join (argv);
   op->cb = cb;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "base/error.h"
@@ -47,6 +48,11 @@ int runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err);
 /* Message of the last error-level entry of a JSON-lines runtime log: key "msg" or "message",
  * "level" compared case-insensitively. Lines that are not JSON are skipped. NULL if none. */
 char *runtime_log_last_error (const char *text, size_t len);
+/* What a failed runtime_run() reads back from the runtime's JSON log, at most: the tail of what
+ * the call appended, in one pread. Lines that started before the tail are skipped, so an error
+ * line longer than this is not found there; the error falls back to the runtime's stderr (runc
+ * prints its error there as well). runc and crun write one error line of a few hundred bytes. */
+#define RUNTIME_LOG_TAIL_MAX (64 * 1024)
 /* gRPC code for a runtime error message (one table: "does not exist" -> NOT_FOUND, ...). */
 int runtime_error_code (const char *msg);
 /* The same table with the rows that only make sense for one kind of verb: a bare "exists" at
@@ -62,6 +68,10 @@ struct runtime_result
   shim_error_t err; /* NULL on success: "<verb> failed: <runtime's message>" */
   const char *out; /* captured stdout when requested */
   size_t out_len;
+  /* CLOCK_MONOTONIC ms (now_monotonic_ms()) taken just before the runtime was spawned: no
+   * process the call made (the pid in its pid file) existed earlier, which is what
+   * reaper_watch_since() needs to tell its exit from a reused pid's. */
+  uint64_t started_ms;
 };
 
 typedef void (*runtime_cb) (struct runtime_result *res, void *arg);

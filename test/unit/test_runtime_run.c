@@ -32,7 +32,7 @@ struct fixture
   struct reaper *reaper;
   char dir[64];
   char *fake;
-  char *log_path, *record_path, *pid_path, *stdin_path;
+  char *log_path, *record_path, *pid_path, *stdin_path, *before_path;
   struct runtime_cfg cfg;
   struct runtime rt;
 };
@@ -41,14 +41,15 @@ struct outcome
 {
   int calls;
   int exit_code;
+  uint64_t started_ms, done_ms;
   shim_error_t err; /* stolen from the result */
   char *out;
 };
 
 static const char *const fake_vars[] = {
-  "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",   "FAKE_RUNTIME_LOG_ERROR",
-  "FAKE_RUNTIME_STDERR", "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN",
-  "FAKE_RUNTIME_SLEEP",  "FAKE_RUNTIME_PID",    "FAKE_YOUKI_RUNC",
+  "FAKE_RUNTIME_RECORD", "FAKE_RUNTIME_EXIT",       "FAKE_RUNTIME_LOG_ERROR", "FAKE_RUNTIME_STDERR",
+  "FAKE_RUNTIME_STDOUT", "FAKE_RUNTIME_STDIN",      "FAKE_RUNTIME_SLEEP",     "FAKE_RUNTIME_PID",
+  "FAKE_YOUKI_RUNC",     "FAKE_RUNTIME_LOG_BEFORE",
 };
 
 static char *
@@ -72,6 +73,7 @@ setup (void **state)
   f->record_path = xasprintf ("%s/record", f->dir);
   f->pid_path = xasprintf ("%s/init.pid", f->dir);
   f->stdin_path = xasprintf ("%s/stdin", f->dir);
+  f->before_path = xasprintf ("%s/log-before", f->dir);
   f->cfg = (struct runtime_cfg){ .binary = f->fake, .root = f->dir, .timeout_ms = 10000 };
   f->rt = (struct runtime){ .base = f->base,
                             .reaper = f->reaper,
@@ -93,11 +95,13 @@ teardown (void **state)
   unlink (f->record_path);
   unlink (f->pid_path);
   unlink (f->stdin_path);
+  unlink (f->before_path);
   rmdir (f->dir);
   free (f->log_path);
   free (f->record_path);
   free (f->pid_path);
   free (f->stdin_path);
+  free (f->before_path);
   free (f->fake);
   loop_with_reaper_free (f->base, f->reaper);
   free (f);
@@ -117,6 +121,8 @@ outcome_cb (struct runtime_result *res, void *arg)
   struct outcome *o = arg;
   o->calls++;
   o->exit_code = res->exit_code;
+  o->started_ms = res->started_ms;
+  o->done_ms = now_monotonic_ms ();
   o->err = steal_ptr (&res->err);
   o->out = xstrndup (res->out ? res->out : "", res->out_len);
 }
@@ -397,6 +403,8 @@ peek_cb (struct runtime_result *res, void *arg)
   struct outcome *o = arg;
   o->calls++;
   o->exit_code = res->exit_code;
+  o->started_ms = res->started_ms;
+  o->done_ms = now_monotonic_ms ();
   assert_non_null (res->err);
   assert_string_equal (res->err->msg, "pause failed: exit status 2");
 }
@@ -570,6 +578,128 @@ test_hang_killed_at_deadline (void **state)
   outcome_release (&o);
 }
 
+/* The result says when the runtime was spawned: after runtime_run() was called, before the
+ * callback ran, on success and on failure alike. */
+static void
+test_result_started_ms (void **state)
+{
+  struct fixture *f = *state;
+  for (int fail = 0; fail <= 1; fail++)
+    {
+      if (fail)
+        setenv ("FAKE_RUNTIME_EXIT", "1", 1);
+      struct runtime_call call = { .verb = RUNTIME_KILL, .id = "c1", .signal = 9 };
+      struct outcome o = { 0 };
+      uint64_t before = now_monotonic_ms ();
+      run_call (f, &call, NULL, &o);
+      assert_int_equal (o.err != NULL, fail);
+      assert_true (o.started_ms >= before);
+      assert_true (o.started_ms <= o.done_ms);
+      outcome_release (&o);
+    }
+}
+
+/* n bytes (n >= 27) of info-level log lines, none longer than 127 bytes. */
+static char *
+info_lines (size_t n)
+{
+  char *text = xmalloc (n + 1), *p = text;
+  while (n > 0)
+    {
+      size_t line = n > 127 ? 100 : n; /* what is left after a 100-byte line stays >= 27 */
+      p += sprintf (p, "{\"level\":\"info\",\"msg\":\"%0*d\"}\n", (int) line - 26, 0);
+      n -= line;
+    }
+  return text;
+}
+
+static char *
+error_line (const char *msg)
+{
+  return xasprintf ("{\"level\":\"error\",\"msg\":\"%s\"}\n", msg);
+}
+
+/* Makes the fake runtime append text to its log during the call, and fail. */
+static void
+log_during_call (struct fixture *f, const char *text)
+{
+  write_text (f->before_path, text);
+  setenv ("FAKE_RUNTIME_LOG_BEFORE", f->before_path, 1);
+  setenv ("FAKE_RUNTIME_EXIT", "1", 1);
+  setenv ("FAKE_RUNTIME_STDERR", "from stderr", 1);
+}
+
+static void
+expect_error (struct fixture *f, const char *want)
+{
+  struct runtime_call call = { .verb = RUNTIME_KILL, .id = "c1", .signal = 9 };
+  struct outcome o = { 0 };
+  run_call (f, &call, NULL, &o);
+  assert_non_null (o.err);
+  assert_string_equal (o.err->msg, want);
+  outcome_release (&o);
+}
+
+/* A call that logs more than RUNTIME_LOG_TAIL_MAX: only the tail is read, so an error line
+ * before it is not seen (stderr explains instead), and the last error line is found. */
+static void
+test_log_tail_bounded (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *early = error_line ("early failure");
+  cleanup_free char *noise = info_lines (2 * RUNTIME_LOG_TAIL_MAX);
+  cleanup_free char *text = xasprintf ("%s%s", early, noise);
+  log_during_call (f, text);
+  expect_error (f, "kill failed: from stderr");
+
+  setenv ("FAKE_RUNTIME_LOG_ERROR", "late failure", 1);
+  expect_error (f, "kill failed: late failure");
+}
+
+/* The tail starts inside a line: that piece is skipped even when it reads as a JSON error
+ * object of its own; a whole line right after the tail's first byte is read. */
+static void
+test_log_tail_cut_first_line (void **state)
+{
+  struct fixture *f = *state;
+  const char *inner = "{\"level\":\"error\",\"msg\":\"a piece\"}";
+  cleanup_free char *fill = info_lines (RUNTIME_LOG_TAIL_MAX - strlen (inner) - 2);
+  /* The tail is the last RUNTIME_LOG_TAIL_MAX bytes: it starts exactly at inner. */
+  cleanup_free char *text
+      = xasprintf ("{\"level\":\"info\",\"msg\":\"outer\",\"inner\":%s}\n%s", inner, fill);
+  log_during_call (f, text);
+  expect_error (f, "kill failed: from stderr");
+
+  /* Now the tail's first byte is the newline that ends the line before a whole error line. */
+  unlink (f->log_path);
+  cleanup_free char *whole = error_line ("whole line");
+  cleanup_free char *fill2 = info_lines (RUNTIME_LOG_TAIL_MAX - 1 - strlen (whole));
+  cleanup_free char *text2
+      = xasprintf ("{\"level\":\"error\",\"msg\":\"before the tail\"}\n%s%s", whole, fill2);
+  log_during_call (f, text2);
+  expect_error (f, "kill failed: whole line");
+}
+
+/* A line longer than the bound: an error that big is not read (stderr explains), and a huge
+ * line before the error line does not hide it. */
+static void
+test_log_tail_huge_line (void **state)
+{
+  struct fixture *f = *state;
+  size_t n = 3 * RUNTIME_LOG_TAIL_MAX;
+  cleanup_free char *big = xmalloc (n + 1);
+  memset (big, 'x', n);
+  big[n] = '\0';
+  cleanup_free char *huge_error = error_line (big);
+  log_during_call (f, huge_error);
+  expect_error (f, "kill failed: from stderr");
+
+  cleanup_free char *huge_info = xasprintf ("{\"level\":\"info\",\"msg\":\"%s\"}\n", big);
+  log_during_call (f, huge_info);
+  setenv ("FAKE_RUNTIME_LOG_ERROR", "after a huge line", 1);
+  expect_error (f, "kill failed: after a huge line");
+}
+
 int
 main (void)
 {
@@ -594,6 +724,10 @@ main (void)
     cmocka_unit_test_setup_teardown (test_garbage_log_falls_back_to_stderr, setup, teardown),
     cmocka_unit_test_setup_teardown (test_no_pidfile_succeeds_without_one, setup, teardown),
     cmocka_unit_test_setup_teardown (test_hang_killed_at_deadline, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_result_started_ms, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_log_tail_bounded, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_log_tail_cut_first_line, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_log_tail_huge_line, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
