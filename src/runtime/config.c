@@ -214,23 +214,61 @@ join_choices (const char *const *choices)
   return out;
 }
 
+/* A JSON array of strings as a new vector (NULL when empty); false for anything else. */
+static bool
+strv_from_json (const cJSON *v, char ***out)
+{
+  if (!cJSON_IsArray (v))
+    return false;
+  char **strv = NULL;
+  const cJSON *e;
+  cJSON_ArrayForEach (e, v)
+  {
+    if (!cJSON_IsString (e))
+      {
+        strv_free (strv);
+        return false;
+      }
+    strv_push (&strv, e->valuestring);
+  }
+  *out = strv;
+  return true;
+}
+
+static bool
+is_uint32 (const cJSON *v)
+{
+  return cJSON_IsNumber (v) && v->valuedouble >= 0 && v->valuedouble <= 4294967295.0
+         && v->valuedouble == (double) (uint32_t) v->valuedouble;
+}
+
+static int
+key_type_error (const struct key_spec *k, const char *origin, shim_error_t *err)
+{
+  static const char *const type_names[]
+      = { "a non-empty string", "a boolean", "a non-negative integer", "an array of strings" };
+  if (k->type == KEY_CHOICE)
+    {
+      cleanup_free char *list = join_choices (k->choices);
+      return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be one of %s",
+                              origin, k->name, list);
+    }
+  return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be %s", origin,
+                          k->name, type_names[k->type]);
+}
+
 static int
 apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, const char *origin,
            shim_error_t *err)
 {
   void *dst = (char *) o + k->offset;
+  char **strv = NULL;
   switch (k->type)
     {
     case KEY_CHOICE:
-      if (!cJSON_IsString (v) || !is_choice (k->choices, v->valuestring))
-        {
-          cleanup_free char *list = join_choices (k->choices);
-          return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                                  "config %s: `%s` must be one of %s", origin, k->name, list);
-        }
-      /* fall through */
     case KEY_STRING:
-      if (!cJSON_IsString (v) || v->valuestring[0] == '\0')
+      if (!cJSON_IsString (v) || v->valuestring[0] == '\0'
+          || (k->type == KEY_CHOICE && !is_choice (k->choices, v->valuestring)))
         break;
       free (*(char **) dst);
       *(char **) dst = xstrdup (v->valuestring);
@@ -241,38 +279,18 @@ apply_key (struct task_options *o, const struct key_spec *k, const cJSON *v, con
       *(bool *) dst = cJSON_IsTrue (v);
       return 0;
     case KEY_UINT:
-      if (!cJSON_IsNumber (v) || v->valuedouble < 0 || v->valuedouble > 4294967295.0
-          || v->valuedouble != (double) (uint32_t) v->valuedouble)
+      if (!is_uint32 (v))
         break;
       *(uint32_t *) dst = (uint32_t) v->valuedouble;
       return 0;
     case KEY_STRV:
-      {
-        if (!cJSON_IsArray (v))
-          break;
-        char **strv = NULL;
-        const cJSON *e;
-        cJSON_ArrayForEach (e, v)
-        {
-          if (!cJSON_IsString (e))
-            {
-              strv_free (strv);
-              return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT,
-                                      "config %s: `%s` must be an array of strings", origin,
-                                      k->name);
-            }
-          strv_push (&strv, e->valuestring);
-        }
-        strv_free (*(char ***) dst);
-        *(char ***) dst = strv;
-        return 0;
-      }
+      if (!strv_from_json (v, &strv))
+        break;
+      strv_free (*(char ***) dst);
+      *(char ***) dst = strv;
+      return 0;
     }
-  static const char *const type_names[]
-      = { "a non-empty string", "a boolean", "a non-negative integer", "an array of strings",
-          "one of its choices" };
-  return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "config %s: `%s` must be %s", origin,
-                          k->name, type_names[k->type]);
+  return key_type_error (k, origin, err);
 }
 
 static int
@@ -511,12 +529,22 @@ config_to_json (const struct task_options *o)
   return text;
 }
 
+/* Called in the loop on every Create: temp file + rename, no fsync (write_file_atomic). The
+ * file need not be durable: the bundle is on tmpfs (/run), Create rewrites it, and `delete`
+ * uses the defaults when it is missing (config_load). */
 int
 config_save (const struct task_options *o, const char *bundle, shim_error_t *err)
 {
   cleanup_free char *text = config_to_json (o);
   cleanup_free char *path = xasprintf ("%s/%s", bundle, CONFIG_BUNDLE_FILE);
   return write_file_atomic (path, text, strlen (text), 0600, err);
+}
+
+bool
+config_trace_enabled (const struct task_options *o)
+{
+  const char *env = getenv ("CSHIM_TRACE");
+  return o->trace || (env && strcmp (env, "1") == 0);
 }
 
 int

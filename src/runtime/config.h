@@ -30,7 +30,7 @@ struct task_options
   char *shim_cgroup;
   uint32_t io_uid;
   uint32_t io_gid;
-  bool trace; /* record every runtime call */
+  bool trace; /* record every runtime call (see config_trace_enabled()) */
   char *trace_dir; /* trace files: <trace_dir>/<namespace>/<id>.jsonl */
   uint32_t exec_io_drain_ms; /* output of an exited process is closed after this */
   char *io_policy; /* block: a full reader stalls the writer; drop: excess output is dropped */
@@ -61,6 +61,14 @@ int config_apply_start_options (struct task_options *o, const char *bundle, shim
 char *config_read_spec (const char *bundle);
 char *config_to_json (const struct task_options *o);
 int config_save (const struct task_options *o, const char *bundle, shim_error_t *err);
+/* Applies the bundle's cshim.json. A missing or unreadable file is an error that leaves o as
+ * it was: `delete` then goes on with the defaults. */
 int config_load (struct task_options *o, const char *bundle, shim_error_t *err);
+
+/* Whether a container's runtime calls are traced (trace.h): when its config says so
+ * ("trace": true), or when the environment does (CSHIM_TRACE=1, inherited from containerd: to
+ * debug a running setup without editing its configs). containerd's debug level (-debug) does
+ * not turn tracing on: every shim would write a file that outlives its task. */
+bool config_trace_enabled (const struct task_options *o);
 
 #endif

@@ -151,7 +151,7 @@ create_prepare (struct container *c, const Containerd__Task__V2__CreateTaskReque
       || config_apply_any (&c->opts, req->options, err) < 0
       || config_save (&c->opts, c->bundle, err) < 0 || mount_rootfs (c, req, err) < 0)
     return -1;
-  if (c->opts.trace || c->service->shim->debug)
+  if (config_trace_enabled (&c->opts))
     {
       cleanup_error shim_error_t terr = NULL;
       c->rt.trace

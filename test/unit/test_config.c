@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -143,6 +145,71 @@ test_json_errors (void **state)
   expect_json_error ("{\"io_policy\": \"drop-oldest\"}",
                      "`io_policy` must be one of `block`, `drop`");
   expect_json_error ("{\"trace\": 1}", "`trace` must be a boolean");
+  expect_json_error ("{\"profile\": 3}", "`profile` must be one of `auto`");
+  expect_json_error ("{\"profile\": \"\"}", "`profile` must be one of `auto`");
+  expect_json_error ("{\"runtime_args\": \"--a\"}", "`runtime_args` must be an array of strings");
+  expect_json_error ("{\"io_uid\": 4294967296}", "`io_uid` must be a non-negative integer");
+  expect_json_error ("{\"io_uid\": 1.5}", "`io_uid` must be a non-negative integer");
+}
+
+/* An empty array clears the list; a whole number up to 2^32-1 is a uint32. */
+static void
+test_json_edge_values (void **state)
+{
+  (void) state;
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_int_equal (
+      config_apply_json (&o, "{\"runtime_args\":[\"--a\"],\"io_uid\":4294967295}", "test", &err),
+      0);
+  assert_int_equal (strv_len (o.runtime.extra_args), 1);
+  assert_int_equal (o.io_uid, 4294967295u);
+  assert_int_equal (config_apply_json (&o, "{\"runtime_args\":[]}", "test", &err), 0);
+  assert_null (o.runtime.extra_args);
+  assert_null (err);
+  config_release (&o);
+}
+
+/* Tracing is asked for by the config or by CSHIM_TRACE=1, nothing else. */
+static void
+test_trace_enabled (void **state)
+{
+  (void) state;
+  struct task_options o;
+  config_init (&o);
+  unsetenv ("CSHIM_TRACE");
+  assert_false (config_trace_enabled (&o));
+  setenv ("CSHIM_TRACE", "0", 1);
+  assert_false (config_trace_enabled (&o));
+  setenv ("CSHIM_TRACE", "1", 1);
+  assert_true (config_trace_enabled (&o));
+  unsetenv ("CSHIM_TRACE");
+  o.trace = true;
+  assert_true (config_trace_enabled (&o));
+  config_release (&o);
+}
+
+/* `delete` after a shim that never saved its config (or lost it): an error, and the options
+ * stay the defaults it then uses. */
+static void
+test_load_missing_keeps_defaults (void **state)
+{
+  (void) state;
+  char dir[] = "/tmp/cshim-test-bundle-XXXXXX";
+  assert_non_null (mkdtemp (dir));
+  struct task_options o;
+  config_init (&o);
+  shim_error_t err = NULL;
+  assert_true (config_load (&o, dir, &err) < 0);
+  assert_non_null (err);
+  assert_int_equal (err->errno_, ENOENT);
+  shim_error_release (&err);
+  assert_string_equal (o.runtime.binary, CONFIG_DEFAULT_BINARY);
+  assert_string_equal (o.runtime.root, CONFIG_DEFAULT_ROOT);
+  assert_int_equal (o.runtime.timeout_ms, CONFIG_DEFAULT_TIMEOUT_MS);
+  rmdir (dir);
+  config_release (&o);
 }
 
 static void
@@ -303,6 +370,12 @@ test_save_load_round_trip (void **state)
                                        "test", &err),
                     0);
   assert_int_equal (config_save (&o, dir, &err), 0);
+  assert_int_equal (config_save (&o, dir, &err), 0); /* rewritten in place */
+  DIR *d = opendir (dir); /* the temp file was renamed: cshim.json is all there is */
+  assert_non_null (d);
+  for (struct dirent *e; (e = readdir (d));)
+    assert_true (e->d_name[0] == '.' || strcmp (e->d_name, CONFIG_BUNDLE_FILE) == 0);
+  closedir (d);
   config_init (&back);
   assert_int_equal (config_load (&back, dir, &err), 0);
   assert_string_equal (back.runtime.binary, "crun");
@@ -332,6 +405,9 @@ main (void)
     cmocka_unit_test (test_missing_config_file),
     cmocka_unit_test (test_unknown_type),
     cmocka_unit_test (test_save_load_round_trip),
+    cmocka_unit_test (test_json_edge_values),
+    cmocka_unit_test (test_trace_enabled),
+    cmocka_unit_test (test_load_missing_keeps_defaults),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
