@@ -21,6 +21,11 @@
 #include "base/ev.h"
 #include "base/util.h"
 
+/* What a probe keeps of `--version`'s output (per stream), and so the bound of a disk cache
+ * file: that text after one line of file id (five numbers, at most 105 bytes). */
+#define PROBE_OUTPUT_MAX 16384
+#define PROBE_CACHE_FILE_MAX (PROBE_OUTPUT_MAX + 128)
+
 /* ---- probing, with a per-process cache ---- */
 
 /* The cache is per process rather than per object: what `<binary> --version` says is a fact
@@ -201,19 +206,34 @@ disk_cache_path (const char *path)
   return xasprintf ("%s/%s", dir && dir[0] ? dir : PROFILE_DISK_CACHE_DIR, hex);
 }
 
+/* Runs in the loop once per probed binary: a small write to tmpfs, temp file + rename and no
+ * fsync (write_file_atomic; a lost entry only costs the next shim a probe). Not silent: the
+ * process's first failure is a warning (a full or read-only /run would otherwise make every
+ * shim probe again, unexplained), later ones are debug lines. */
 static void
 disk_cache_store (const struct probe_entry *e, const char *text)
 {
+  static bool warned;
   if (!e->known_id)
     return;
   cleanup_free char *file = disk_cache_path (e->path);
   cleanup_free char *dir = xstrdup (file);
   *strrchr (dir, '/') = '\0';
-  cleanup_free char *data = xasprintf (
-      "%llu %llu %lld %lld %ld\n%s", (unsigned long long) e->id.dev, (unsigned long long) e->id.ino,
-      (long long) e->id.size, (long long) e->id.mtime.tv_sec, e->id.mtime.tv_nsec, text);
-  if (mkdir_p (dir, 0700) == 0)
-    write_file_atomic (file, data, strlen (data), 0600, NULL);
+  cleanup_free char *data
+      = xasprintf ("%llu %llu %lld %lld %ld\n%.*s", (unsigned long long) e->id.dev,
+                   (unsigned long long) e->id.ino, (long long) e->id.size,
+                   (long long) e->id.mtime.tv_sec, e->id.mtime.tv_nsec, PROBE_OUTPUT_MAX, text);
+  shim_error_t err = NULL;
+  if (mkdir_p (dir, 0700) < 0)
+    shim_error_make (&err, errno, SHIM_UNKNOWN, "create `%s`", dir);
+  else
+    write_file_atomic (file, data, strlen (data), 0600, &err);
+  if (err == NULL)
+    return;
+  cleanup_free char *context
+      = xasprintf ("runtime %s: probe cache not written, the next shim probes again", e->binary);
+  log_error_release (warned ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, context, &err);
+  warned = true;
 }
 
 /* The `--version` text cached for path when it still describes the same file, else NULL. */
@@ -222,7 +242,7 @@ disk_cache_load (const char *path, const struct file_id *id)
 {
   cleanup_free char *file = disk_cache_path (path);
   cleanup_free char *data = NULL;
-  if (read_file (file, 16384, &data, NULL, NULL) < 0)
+  if (read_file (file, PROBE_CACHE_FILE_MAX, &data, NULL, NULL) < 0)
     return NULL;
   return profile_cache_parse (data, id);
 }
@@ -315,7 +335,7 @@ entry_start (struct event_base *base, struct reaper *reaper, const char *binary,
     .stdout_fd = SPAWN_FD_CAPTURE,
     .stderr_fd = SPAWN_FD_CAPTURE,
     .timeout_ms = PROFILE_PROBE_TIMEOUT_MS,
-    .capture_max = 16384,
+    .capture_max = PROBE_OUTPUT_MAX,
   };
   e->spawn = spawn_start (base, reaper, &req, probe_done_cb, e, err);
   if (e->spawn == NULL)

@@ -708,6 +708,53 @@ test_probe_disk_cache (void **state)
   assert_int_equal (record_lines (f), 2);
 }
 
+static size_t
+count_of (const char *text, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = text; (p = strstr (p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* A cache directory that cannot be made: every probe still works, runs `--version` (nothing
+ * on disk), and the failure is logged once (later ones at debug level, off here). */
+static void
+test_probe_disk_cache_unwritable (void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *blocker = xasprintf ("%s/not-a-dir", f->dir);
+  write_text (blocker, "");
+  cleanup_free char *cache = xasprintf ("%s/probe-cache", blocker);
+  setenv ("CSHIM_PROBE_CACHE_DIR", cache, 1);
+  cleanup_free char *youki = xasprintf ("%s/fake-youki", f->fakes);
+  cleanup_free char *log_path = xasprintf ("%s/stderr", f->dir);
+  int fd = open (log_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  assert_true (fd >= 0);
+  int saved = dup (STDERR_FILENO);
+  dup2 (fd, STDERR_FILENO);
+  int reached = 0, errors = 0;
+  for (int i = 1; i <= 3; i++)
+    {
+      struct probed o = { 0 };
+      probe (f, youki, &o);
+      reached += run_until_calls (f->base, &o, 1, 10000);
+      errors += o.err != NULL;
+      shim_error_release (&o.err);
+      profile_cache_clear (); /* as a new shim process would start */
+    }
+  dup2 (saved, STDERR_FILENO);
+  close (saved);
+  close (fd);
+  assert_int_equal (reached, 3);
+  assert_int_equal (errors, 0);
+  assert_int_equal (record_lines (f), 3);
+  cleanup_free char *log = NULL;
+  assert_int_equal (read_file (log_path, 1 << 20, &log, NULL, NULL), 0);
+  assert_int_equal (count_of (log, "probe cache not written"), 1);
+  assert_non_null (strstr (log, "Not a directory"));
+}
+
 static void
 test_probe_shared_run (void **state)
 {
@@ -885,6 +932,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_probe_youki_cached, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_shared_run, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_disk_cache, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_probe_disk_cache_unwritable, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_path_lookup_and_change, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_unknown_is_generic, setup, teardown),
     cmocka_unit_test_setup_teardown (test_probe_missing_binary, setup, teardown),
