@@ -145,16 +145,17 @@ def sanitizer_env(base_dir):
 
 @pytest.fixture(scope="session")
 def containerd_factory(base_dir, hugetlb, shim_path_prefix, sanitizer_env):
-    """make(label, extra_path=()) starts a private containerd whose PATH
-    starts with extra_path, then the shim build dir. All are stopped at the end."""
+    """make(label, extra_path=(), extra_env=None) starts a private containerd whose PATH
+    starts with extra_path, then the shim build dir, with extra_env added to its environment
+    (which its shims inherit). All are stopped at the end."""
     started = []
     counter = itertools.count()
 
-    def make(label, extra_path=()):
+    def make(label, extra_path=(), extra_env=None):
         directory = base_dir / f"c{next(counter)}"
-        # containerd runs shims with -debug here, which turns runtime-call traces on: keep
-        # them with the run instead of under /run/cshim.
-        env = {**sanitizer_env, "CSHIM_TRACE_DIR": str(base_dir / "trace")}
+        # Traces a test asks for without a trace_dir (or CSHIM_TRACE=1 in the environment that
+        # runs the tests) stay with the run instead of under /run/cshim.
+        env = {**sanitizer_env, "CSHIM_TRACE_DIR": str(base_dir / "trace"), **(extra_env or {})}
         instance = Containerd(directory, label, [*extra_path, *shim_path_prefix],
                               extra_env=env)
         started.append(instance)
@@ -234,12 +235,12 @@ def events(containerd):
 
 @pytest.fixture
 def make_containerd(containerd_factory):
-    """make(label, extra_path=()): a private containerd for this test only
+    """make(label, extra_path=(), extra_env=None): a private containerd for this test only
     (e.g. with another shim first on its PATH), stopped after the test."""
     mine = []
 
-    def make(label, extra_path=()):
-        mine.append(containerd_factory(label, extra_path))
+    def make(label, extra_path=(), extra_env=None):
+        mine.append(containerd_factory(label, extra_path, extra_env))
         return mine[-1]
 
     yield make

@@ -149,8 +149,8 @@ class Adapted:
             root = self.runtime_root / name
             root.mkdir(parents=True, exist_ok=True)
             config["root"] = str(root)
-            # containerd logs at debug level here, so it runs shims with -debug, which
-            # turns the runtime-call trace on: keep it under the test's temp dir.
+            # An example that turns the runtime-call trace on keeps it under the test's
+            # temp dir.
             config["trace_dir"] = str(self.dir / "trace")
             path = self.dir / os.path.basename(example_path)
             path.write_text(json.dumps(config, indent=2) + "\n")

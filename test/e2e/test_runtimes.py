@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cshim_e2e import (CONTAINERD, CSHIM_RUNTIME, describe, mounts_under, pids_with_arg,
-                       shim_binary, wait_until)
+from cshim_e2e import (CONTAINERD, CSHIM_RUNTIME, describe, mounts_under, parent_pid,
+                       pids_with_arg, process_argv, shim_binary, wait_until)
 
 pytestmark = pytest.mark.cshim_only
 
@@ -139,6 +139,37 @@ def test_trace_records_every_runtime_call(containerd, ctr, image, cid, tmp_path)
     timeline = subprocess.run([str(FAKES.parent.parent / "scripts" / "cshim-trace"),
                                str(files[0])], capture_output=True, text=True, timeout=30)
     assert timeline.returncode == 0 and "create" in timeline.stdout, timeline
+
+
+def test_debug_level_alone_does_not_trace(containerd, ctr, image, cid, tmp_path):
+    """containerd at debug level (as here) runs its shims with -debug: more log lines, but no
+    trace file unless the config or CSHIM_TRACE=1 asks for one."""
+    trace_dir = tmp_path / "trace"
+    cfg = config(tmp_path, "untraced", binary="/usr/sbin/runc", trace_dir=str(trace_dir))
+    ctr("run", "-d", *cshim_args(cfg), image, cid, "/bin/sleep", "1000", timeout=RUN_TIMEOUT)
+    pid, _ = wait_until(lambda: containerd.tasks().get(cid), what="task listed")
+    assert "-debug" in process_argv(parent_pid(pid))
+    assert not (containerd.bundle(cid) / "cshim-trace").exists()
+    containerd.remove_container(cid)
+
+    assert not trace_dir.exists(), list(trace_dir.rglob("*"))
+
+
+def test_trace_env_turns_tracing_on(make_containerd, rootfs, ids, tmp_path):
+    """CSHIM_TRACE=1 in containerd's environment traces every task its shims serve, even
+    with "trace": false in the config."""
+    trace_dir = tmp_path / "trace"
+    instance = make_containerd("trace-env", extra_env={"CSHIM_TRACE": "1"})
+    cid = ids.new(instance)
+    cfg = config(tmp_path, "untraced", binary="/usr/sbin/runc", trace=False,
+                 trace_dir=str(trace_dir))
+    instance.ctr("run", "--rm", *cshim_args(cfg), "--rootfs", rootfs, cid, "/bin/true",
+                 timeout=RUN_TIMEOUT)
+
+    files = list(trace_dir.rglob(f"{cid}.jsonl"))
+    assert len(files) == 1, list(trace_dir.rglob("*"))
+    lines = [json.loads(l) for l in files[0].read_text().splitlines()]
+    assert [l["verb"] for l in lines] == ["create", "start", "delete"], lines
 
 
 def decode_fields(data):
