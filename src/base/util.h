@@ -63,11 +63,13 @@ int read_file (const char *path, size_t max, char **out, size_t *len, struct shi
 int read_file_at (int dirfd, const char *path, size_t max, char **out, size_t *len,
                   struct shim_error_s **err);
 /* Writes via a temp file + rename so readers never see a partial file: the file is the old one
- * or the new one, whole. No fsync: every caller writes state that lives on tmpfs (/run: the
- * bundle's cshim.json, address and start options, criu-dump.log, the profile cache), where
- * durability means nothing, and the loop's callers (Create, checkpoint, the profile probe) must
- * not wait on a disk. None needs the file to survive a machine crash: the shims it describes do
- * not survive one either, and `delete` works from defaults when cshim.json is missing. */
+ * or the new one, whole. No fsync, and no variant with one: the loop's callers (cshim.json at
+ * Create, criu-dump.log at checkpoint, the profile cache) must not wait on a disk, and no caller
+ * needs its file to survive a machine crash. They all write runtime state on tmpfs (the bundle
+ * in containerd's state directory, /run/containerd by default; /run/cshim), which a crash
+ * takes along with the shims it describes. That holds for the CLI's `start` too (the bundle's
+ * address and start options): after a reboot containerd finds no shim to reconnect to, and
+ * `delete` works from the defaults when cshim.json is missing. */
 int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
                        struct shim_error_s **err);
 int write_all (int fd, const void *data, size_t len);
