@@ -86,7 +86,8 @@ struct runtime_io
 /* Spawns one runtime invocation through rt (in rt->cwd). io NULL means: stdin null, stdout and
  * stderr captured. A call the profile cannot make (profile_check_call()) is refused here:
  * NULL, nothing spawned, err "<verb> failed: <why>". On failure the error text is, in order of
- * preference: the runtime's last log error written during this call, its stderr, "exec <binary>:
+ * preference: the runtime's last log error written during this call (within the last
+ * RUNTIME_LOG_TAIL_MAX bytes it appended), its stderr, "exec <binary>:
  * <errno>", or the deadline. */
 struct spawn *runtime_run (const struct runtime *rt, const struct runtime_call *call,
                            const struct runtime_io *io, runtime_cb cb, void *arg,
