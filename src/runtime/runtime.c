@@ -294,8 +294,8 @@ pread_range (int fd, off_t from, size_t want, size_t *got)
 
 /* The last error the runtime appended to its log during this call: older entries belong to
  * earlier calls and would explain the wrong failure. This runs in the loop after every failed
- * call, so it reads one bounded tail, RUNTIME_LOG_TAIL_MAX bytes at most, with one pread from
- * where the log ended when the call started (O_NONBLOCK: a FIFO planted there cannot block). */
+ * call, so it reads one bounded tail, RUNTIME_LOG_TAIL_MAX bytes at most, with pread, of what
+ * was appended since the call started (O_NONBLOCK: a FIFO planted there cannot block). */
 static char *
 run_log_error (const struct run_op *op)
 {
