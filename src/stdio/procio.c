@@ -5,49 +5,22 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "stdio/console.h"
-#include "base/log.h"
-#include "stdio/logbin.h"
-#include "platform/spawn.h"
 #include "base/ev.h"
+#include "base/log.h"
 #include "base/util.h"
-
-#define PUMP_CHUNK (64 * 1024)
-/* How often an ended output stream looks whether its reader has taken the last bytes, and
- * for how long at most (a reader that stopped reading must not keep the stream, or the
- * loop's timer, alive). */
-#define PUMP_FLUSH_POLL_MS 2
-#define PUMP_FLUSH_MAX_MS 2000
-/* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
- * keep the loop from everything else. The read event is level-triggered: the rest follows on
- * the next turn. */
-#define PUMP_BUDGET (1024 * 1024)
-
-/* One direction of copying: src -> dst, both non-blocking. splice(2) moves pages between the
- * pipes without copying; when a side is not a pipe we fall back to read/write through buf. */
-struct pump
-{
-  struct proc_io *io;
-  int src, dst;
-  struct event *ev_read, *ev_write;
-  struct event *flush_timer; /* the source ended, the sink's reader has bytes left to take */
-  uint64_t flush_until; /* monotonic ms */
-  char *buf; /* fallback only */
-  size_t buf_len;
-  bool use_splice;
-  bool drop_when_full; /* io_policy "drop": a full sink discards instead of stalling */
-  unsigned long long dropped;
-  bool done;
-};
+#include "platform/spawn.h"
+#include "stdio/console.h"
+#include "stdio/logbin.h"
+#include "stdio/pump.h"
 
 struct proc_io
 {
   struct event_base *base;
+  char *owner; /* the container's id, for log lines */
   int child_fds[3];
   int stdin_keepalive;
   struct pump in, out, err;
@@ -66,8 +39,7 @@ struct proc_io
   void *drained_arg;
 };
 
-static void pump_close (struct pump *p);
-static void pump_start (struct pump *p, struct event_base *base);
+static void output_done_cb (struct pump *p, void *arg);
 
 static int
 open_fifo (const char *path, int flags, shim_error_t *err)
@@ -82,15 +54,6 @@ static bool
 has_path (const char *p)
 {
   return p && p[0];
-}
-
-static void
-pump_init (struct pump *p, struct proc_io *io)
-{
-  memset (p, 0, sizeof *p);
-  p->io = io;
-  p->src = p->dst = -1;
-  p->done = true;
 }
 
 /* A `file://` log URI: appended to, directories created as needed. */
@@ -112,19 +75,40 @@ open_log_file (const char *path, shim_error_t *err)
   return fd;
 }
 
-/* Where output goes: a FIFO (plain path or fifo://) or a file (file://). The FIFO is opened
- * O_RDWR: that never blocks and, like a held read end, turns a vanished reader into
- * back-pressure instead of EPIPE. */
+/* An output FIFO is opened write-only while its reader is there (the usual case: containerd's
+ * clients open their end before Create), so a reader that goes away is an EPIPE the pump sees
+ * (it discards, and reopens the FIFO for a reader that comes back) instead of back-pressure
+ * that would stall the container for good. A FIFO nobody reads yet is opened O_RDWR, which
+ * never blocks nor fails: its output waits there for a late reader, as it always did. */
 static int
-open_output (const char *uri, shim_error_t *err)
+open_output_fifo (struct pump *p, const char *path, shim_error_t *err)
+{
+  int fd = open (path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd >= 0)
+    {
+      pump_set_fifo_sink (p, fd);
+      return fd;
+    }
+  if (errno != ENXIO)
+    return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
+  return open_fifo (path, O_RDWR, err);
+}
+
+/* Where output goes: a FIFO (plain path or fifo://) or a file (file://). */
+static int
+open_output (struct pump *p, const char *uri, shim_error_t *err)
 {
   if (strncmp (uri, "file://", 7) == 0)
-    return open_log_file (uri + 7, err);
+    {
+      p->sink = xstrdup (uri + 7);
+      return open_log_file (uri + 7, err);
+    }
   if (strncmp (uri, "fifo://", 7) == 0)
     uri += 7;
   if (strstr (uri, "://"))
     return shim_error_make (err, 0, SHIM_INVALID_ARGUMENT, "unsupported stdio URI `%s`", uri);
-  return open_fifo (uri, O_RDWR, err);
+  p->sink = xstrdup (uri);
+  return open_output_fifo (p, uri, err);
 }
 
 static bool
@@ -134,32 +118,52 @@ is_binary_uri (const char *uri)
          && (strncmp (uri, "binary://", 9) == 0 || strncmp (uri, "binary-v2://", 12) == 0);
 }
 
+/* A pipe for one of the container's streams: *keep is the end the shim copies from or to,
+ * *give the end the container gets, owned by io_uid/io_gid. */
+static int
+container_pipe (const struct proc_io_config *cfg, bool input, int *keep, int *give,
+                shim_error_t *err)
+{
+  int fds[2];
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
+  *keep = input ? fds[1] : fds[0];
+  *give = input ? fds[0] : fds[1];
+  if ((cfg->uid || cfg->gid) && fchown (*give, cfg->uid, cfg->gid) < 0)
+    shim_error_make (err, errno, SHIM_UNKNOWN, "chown the %s pipe to %u:%u",
+                     input ? "stdin" : "output", cfg->uid, cfg->gid);
+  else if (set_nonblock (*keep, true) < 0)
+    shim_error_make (err, errno, SHIM_UNKNOWN, "pipe: O_NONBLOCK");
+  else
+    return 0;
+  close_fd (keep);
+  close_fd (give);
+  return -1;
+}
+
 /* Container output through a pipe: its write end goes to the container, the loop copies the
- * read end into the sink. */
+ * read end into the sink (which the pump owns from here on, also on failure). */
+static int
+pipe_output (struct pump *p, int sink, int *child_fd, const struct proc_io_config *cfg,
+             shim_error_t *err)
+{
+  p->dst = sink;
+  p->output = true;
+  p->drop_when_full = cfg->drop_when_full;
+  p->done = false;
+  return container_pipe (cfg, false, &p->src, child_fd, err);
+}
+
 static int
 setup_output (struct pump *p, const char *path, int *child_fd, const struct proc_io_config *cfg,
               shim_error_t *err)
 {
   if (!has_path (path))
     return 0;
-  int sink = open_output (path, err);
+  int sink = open_output (p, path, err);
   if (sink < 0)
     return -1;
-  int fds[2];
-  if (pipe2 (fds, O_CLOEXEC) < 0)
-    {
-      close (sink);
-      return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
-    }
-  if (cfg->uid || cfg->gid)
-    (void) !fchown (fds[1], cfg->uid, cfg->gid);
-  set_nonblock (fds[0], true);
-  p->src = fds[0];
-  p->dst = sink;
-  p->drop_when_full = cfg->drop_when_full;
-  *child_fd = fds[1];
-  p->done = false;
-  return 0;
+  return pipe_output (p, sink, child_fd, cfg, err);
 }
 
 /* Container input: the FIFO is read and copied into a pipe whose read end goes to the
@@ -173,20 +177,16 @@ setup_input (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t 
   int fifo = open_fifo (cfg->stdin_path, O_RDONLY, err);
   if (fifo < 0)
     return -1;
-  io->stdin_keepalive = open (cfg->stdin_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   io->in.src = fifo;
   io->in.done = false;
+  /* Never ENXIO: the shim itself holds a read end now. */
+  io->stdin_keepalive = open (cfg->stdin_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (io->stdin_keepalive < 0)
+    return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s` for writing",
+                            cfg->stdin_path);
   if (cfg->terminal)
     return 0; /* the destination is the master, once it arrives */
-  int fds[2];
-  if (pipe2 (fds, O_CLOEXEC) < 0)
-    return shim_error_make (err, errno, SHIM_UNKNOWN, "pipe");
-  if (cfg->uid || cfg->gid)
-    (void) !fchown (fds[0], cfg->uid, cfg->gid);
-  set_nonblock (fds[1], true);
-  io->in.dst = fds[1];
-  io->child_fds[0] = fds[0];
-  return 0;
+  return container_pipe (cfg, true, &io->in.dst, &io->child_fds[0], err);
 }
 
 static void
@@ -203,8 +203,31 @@ logger_ready_cb (shim_error_t err, void *arg)
     }
 }
 
-/* binary://: the logger reads the container's output pipes itself; with a terminal the loop
- * copies the master into its stdout pipe. */
+/* The logger's pipe as an output's sink. The container does not get it: a logger that dies
+ * would kill the container's next write with SIGPIPE. The pump sees EPIPE instead and
+ * discards. */
+static int
+logger_output (struct pump *p, int sink, const char *uri, int *child_fd,
+               const struct proc_io_config *cfg, shim_error_t *err)
+{
+  p->sink = xstrdup (uri);
+  if (set_nonblock (sink, true) < 0)
+    {
+      close (sink);
+      return shim_error_make (err, errno, SHIM_UNKNOWN, "logging binary: O_NONBLOCK");
+    }
+  if (child_fd == NULL) /* a terminal: the master is the source */
+    {
+      p->dst = sink;
+      p->output = true;
+      p->done = false;
+      return 0;
+    }
+  return pipe_output (p, sink, child_fd, cfg, err);
+}
+
+/* binary://: the logger reads pipes the loop copies the container's output into (with a
+ * terminal, the master into its stdout pipe). */
 static int
 setup_logbin (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t *err)
 {
@@ -216,15 +239,15 @@ setup_logbin (struct proc_io *io, const struct proc_io_config *cfg, shim_error_t
   io->ready = false;
   if (cfg->terminal)
     {
-      set_nonblock (out_w, true);
-      io->out.dst = out_w;
-      io->out.done = false;
       io->logbin_err = err_w;
-      return 0;
+      return logger_output (&io->out, out_w, cfg->stdout_path, NULL, cfg, err);
     }
-  io->child_fds[1] = out_w;
-  io->child_fds[2] = err_w;
-  return 0;
+  if (logger_output (&io->out, out_w, cfg->stdout_path, &io->child_fds[1], cfg, err) < 0)
+    {
+      close (err_w);
+      return -1;
+    }
+  return logger_output (&io->err, err_w, cfg->stdout_path, &io->child_fds[2], cfg, err);
 }
 
 static void
@@ -264,8 +287,10 @@ setup_terminal (struct proc_io *io, const struct proc_io_config *cfg, shim_error
 {
   if (!is_binary_uri (cfg->stdout_path))
     {
-      if (has_path (cfg->stdout_path) && (io->out.dst = open_output (cfg->stdout_path, err)) < 0)
+      if (has_path (cfg->stdout_path)
+          && (io->out.dst = open_output (&io->out, cfg->stdout_path, err)) < 0)
         return -1;
+      io->out.output = true;
       io->out.done = false;
     }
   io->console = console_new (io->base, err);
@@ -285,9 +310,11 @@ proc_io_new (struct event_base *base, const struct proc_io_config *cfg, shim_err
   io->drop_when_full = cfg->drop_when_full;
   for (int i = 0; i < 3; i++)
     io->child_fds[i] = SPAWN_FD_NULL;
-  pump_init (&io->in, io);
-  pump_init (&io->out, io);
-  pump_init (&io->err, io);
+  io->owner = xstrdup (cfg->id ? cfg->id : "");
+  pump_init (&io->in, "stdin", NULL, NULL);
+  pump_init (&io->out, "stdout", output_done_cb, io);
+  pump_init (&io->err, "stderr", output_done_cb, io);
+  io->out.owner = io->err.owner = io->owner;
   int ret = setup_input (io, cfg, err);
   if (ret == 0 && is_binary_uri (cfg->stdout_path))
     ret = setup_logbin (io, cfg, err);
@@ -372,217 +399,10 @@ check_drained (struct proc_io *io)
 }
 
 static void
-pump_close (struct pump *p)
+output_done_cb (struct pump *p, void *arg)
 {
-  event_freep (&p->ev_read);
-  event_freep (&p->ev_write);
-  event_freep (&p->flush_timer);
-  close_fd (&p->src);
-  close_fd (&p->dst);
-  free (p->buf);
-  p->buf = NULL;
-  p->buf_len = 0;
-  bool was_done = p->done;
-  p->done = true;
-  if (!was_done && p != &p->io->in)
-    check_drained (p->io);
-}
-
-/* Moves what is available. Returns 1 when the source is empty (wait for input), 0 when the
- * destination is full (wait for room), -1 when the stream is finished (EOF or error). */
-static int
-pump_splice (struct pump *p)
-{
-  for (size_t moved = 0;;)
-    {
-      if (moved >= PUMP_BUDGET)
-        return 1;
-      ssize_t n
-          = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-      if (n > 0)
-        {
-          moved += n;
-          continue;
-        }
-      if (n == 0)
-        return -1;
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN)
-        {
-          /* EAGAIN does not say which side blocked: a non-empty source means a full sink. */
-          int avail = 0;
-          return ioctl (p->src, FIONREAD, &avail) == 0 && avail > 0 ? 0 : 1;
-        }
-      if (errno == EINVAL)
-        {
-          p->use_splice = false;
-          return 2;
-        }
-      return -1;
-    }
-}
-
-static int
-pump_flush_buf (struct pump *p)
-{
-  while (p->buf_len > 0)
-    {
-      ssize_t w = write (p->dst, p->buf, p->buf_len);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0)
-        return errno == EAGAIN ? 0 : -1;
-      memmove (p->buf, p->buf + w, p->buf_len - w);
-      p->buf_len -= w;
-    }
-  return 1;
-}
-
-static int
-pump_copy (struct pump *p)
-{
-  if (p->buf == NULL)
-    p->buf = xmalloc (PUMP_CHUNK);
-  for (size_t moved = 0;; moved += p->buf_len)
-    {
-      int r = pump_flush_buf (p);
-      if (r <= 0)
-        return r;
-      if (moved >= PUMP_BUDGET) /* only with an empty buffer: nothing is left behind */
-        return 1;
-      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return errno == EAGAIN ? 1 : -1;
-      if (n == 0)
-        return -1;
-      p->buf_len = n;
-    }
-}
-
-static int
-pump_transfer (struct pump *p)
-{
-  if (p->use_splice)
-    {
-      int r = pump_splice (p);
-      if (r != 2)
-        return r;
-    }
-  return pump_copy (p);
-}
-
-/* The sink is full and the policy says the writer must not stall: discard what is there. */
-static int
-pump_discard (struct pump *p)
-{
-  char scratch[4096];
-  for (size_t moved = 0;;)
-    {
-      if (moved >= PUMP_BUDGET)
-        return 1;
-      ssize_t n = read (p->src, scratch, sizeof scratch);
-      if (n > 0)
-        {
-          moved += n;
-          if (p->dropped == 0)
-            log_warn ("output reader is not keeping up: dropping output");
-          p->dropped += n;
-          continue;
-        }
-      if (n < 0 && errno == EINTR)
-        continue;
-      return n < 0 && errno == EAGAIN ? 1 : -1;
-    }
-}
-
-/* Bytes still in an output's pipe sink (a FIFO or a logger's pipe) that its reader has not
- * taken; 0 for any other sink. */
-static int
-sink_unread (const struct pump *p)
-{
-  struct stat st;
-  int unread = 0;
-  if (p == &p->io->in || p->dst < 0 || fstat (p->dst, &st) < 0 || !S_ISFIFO (st.st_mode)
-      || ioctl (p->dst, FIONREAD, &unread) < 0)
-    return 0;
-  return unread;
-}
-
-static void
-flush_cb (evutil_socket_t fd, short what, void *arg)
-{
-  struct pump *p = arg;
-  (void) fd;
-  (void) what;
-  if (sink_unread (p) > 0 && now_monotonic_ms () < p->flush_until)
-    {
-      struct timeval tv = timeval_from_ms (PUMP_FLUSH_POLL_MS);
-      evtimer_add (p->flush_timer, &tv);
-      return;
-    }
-  pump_close (p);
-}
-
-/* The source ended. The stream is done only once the reader has taken every byte from the
- * sink: a client such as ctr closes its end of the FIFO when it learns of the exit, and
- * whatever it had not read yet would be lost. The drain deadline still ends the wait for a
- * reader that never takes them. */
-static void
-pump_finish (struct pump *p)
-{
-  if (sink_unread (p) == 0)
-    {
-      pump_close (p);
-      return;
-    }
-  event_del (p->ev_read);
-  event_del (p->ev_write);
-  if (p->flush_timer == NULL)
-    p->flush_timer = xevtimer_new (p->io->base, flush_cb, p);
-  p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
-  flush_cb (-1, 0, p);
-}
-
-static void
-pump_step (struct pump *p)
-{
-  int r = pump_transfer (p);
-  if (r == 0 && p->drop_when_full)
-    r = pump_discard (p);
-  if (r < 0)
-    {
-      pump_finish (p);
-      return;
-    }
-  if (r == 0)
-    {
-      event_del (p->ev_read);
-      event_add (p->ev_write, NULL);
-    }
-  else
-    event_add (p->ev_read, NULL);
-}
-
-static void
-pump_cb (evutil_socket_t fd, short what, void *arg)
-{
-  (void) fd;
-  (void) what;
-  pump_step (arg);
-}
-
-static void
-pump_start (struct pump *p, struct event_base *base)
-{
-  if (p->done || p->ev_read || p->src < 0 || p->dst < 0)
-    return;
-  p->use_splice = true;
-  p->ev_read = xevent_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
-  p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
-  event_add (p->ev_read, NULL);
+  (void) p;
+  check_drained (arg);
 }
 
 void
@@ -617,10 +437,8 @@ drain_deadline_cb (evutil_socket_t fd, short what, void *arg)
   (void) what;
   log_warn ("output still held open after the process exited: closing it");
   /* One last transfer, then cut: a background child keeping the pipe must not hang readers. */
-  if (!io->out.done && io->out.ev_read)
-    pump_transfer (&io->out);
-  if (!io->err.done && io->err.ev_read)
-    pump_transfer (&io->err);
+  pump_last_transfer (&io->out);
+  pump_last_transfer (&io->err);
   /* The drained callback runs once, last, after both streams are closed. */
   void (*cb) (void *) = io->drained_cb;
   io->drained_cb = NULL;
@@ -666,5 +484,6 @@ proc_io_free (struct proc_io *io)
     logbin_stop (io->logbin);
   shim_error_release (&io->ready_err);
   event_freep (&io->drain_timer);
+  free (io->owner);
   free (io);
 }

@@ -1,0 +1,429 @@
+#include "stdio/pump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base/ev.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#define PUMP_CHUNK (64 * 1024)
+/* How often an ended output stream looks whether its reader has taken the last bytes, and
+ * for how long at most (a reader that stopped reading must not keep the stream, or the
+ * loop's timer, alive). */
+#define PUMP_FLUSH_POLL_MS 2
+#define PUMP_FLUSH_MAX_MS 2000
+/* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
+ * keep the loop from everything else. The read event is level-triggered: the rest follows on
+ * the next turn. */
+#define PUMP_BUDGET (1024 * 1024)
+
+/* What one transfer ended on. */
+enum
+{
+  PUMP_SINK_FULL = 0, /* wait until the sink has room */
+  PUMP_SRC_EMPTY = 1, /* wait for input */
+  PUMP_NO_SPLICE = 2, /* splice cannot serve these fds: copy through the buffer */
+  PUMP_EOF = -1, /* the source ended (or, for stdin, the container's end went away) */
+  PUMP_SINK_FAILED = -2, /* writing failed: the pump now discards (output streams) */
+};
+
+static void pump_cb (evutil_socket_t fd, short what, void *arg);
+
+void
+pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg)
+{
+  memset (p, 0, sizeof *p);
+  p->name = name;
+  p->owner = "";
+  p->src = p->dst = -1;
+  p->done = true;
+  p->done_cb = cb;
+  p->done_arg = arg;
+}
+
+void
+pump_set_fifo_sink (struct pump *p, int dst)
+{
+  struct stat st;
+  p->reopen_fifo = fstat (dst, &st) == 0 && S_ISFIFO (st.st_mode);
+  p->fifo_dev = st.st_dev;
+  p->fifo_ino = st.st_ino;
+}
+
+/* ---- a sink that fails ---- */
+
+/* EPIPE from a FIFO means its reader went away, and a new one may come (ctr task attach,
+ * containerd restarted); EPIPE from a logging binary's pipe means the logger is dead and
+ * nothing brings it back. Anything else (ENOSPC, EIO, EDQUOT) may heal. */
+static bool
+sink_can_heal (const struct pump *p)
+{
+  return p->sink_errno != EPIPE || p->reopen_fifo;
+}
+
+static void
+sink_failed (struct pump *p, int errno_)
+{
+  p->sink_errno = errno_;
+  p->discarded = p->buf_len; /* what the sink did not take is lost */
+  p->buf_len = 0;
+  if (p->ev_write)
+    event_del (p->ev_write);
+  const char *then = !sink_can_heal (p) ? "discarding the rest of the output"
+                     : p->reopen_fifo   ? "discarding the output until a reader opens it again"
+                                        : "discarding the output until it works again";
+  /* A reader that goes away is how a client detaches (ctr run -d): news, not trouble. */
+  log_msg (errno_ == EPIPE && p->reopen_fifo ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
+           "%s of %s: writing to `%s` failed: %s; %s", p->name, p->owner, p->sink,
+           strerror (errno_), then);
+}
+
+static void
+sink_recovered (struct pump *p)
+{
+  log_msg (LOG_LEVEL_WARN, "%s of %s: `%s` takes output again; %llu bytes were discarded", p->name,
+           p->owner, p->sink, p->discarded);
+  p->discarded_total += p->discarded;
+  p->discarded = 0;
+  p->sink_errno = 0;
+}
+
+/* A write to the sink failed with errno_. An output stream goes on and discards; for stdin
+ * the sink is the container's end, and a container that closed its stdin ends the stream. */
+static int
+sink_error (struct pump *p, int errno_)
+{
+  if (!p->output)
+    return PUMP_EOF;
+  sink_failed (p, errno_);
+  return PUMP_SINK_FAILED;
+}
+
+/* The FIFO's reader went away: a reader that opened it again makes it writable again. The
+ * inode check keeps a file put in the FIFO's place from getting the output. */
+static bool
+sink_reopen_fifo (struct pump *p)
+{
+  int fd = open (p->sink, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return false; /* ENXIO: still no reader */
+  struct stat st;
+  if (fstat (fd, &st) < 0 || st.st_dev != p->fifo_dev || st.st_ino != p->fifo_ino)
+    {
+      close (fd);
+      return false;
+    }
+  event_freep (&p->ev_write); /* it watched the old fd */
+  close_fd (&p->dst);
+  p->dst = fd;
+  p->ev_write = xevent_new (p->base, p->dst, EV_WRITE, pump_cb, p);
+  return true;
+}
+
+/* Offers the chunk in buf to the failing sink. True when the sink took some of it or is only
+ * full: it works again, and the copy goes on from buf. */
+static bool
+sink_retry (struct pump *p)
+{
+  if (!sink_can_heal (p))
+    return false;
+  if (p->sink_errno == EPIPE && !sink_reopen_fifo (p))
+    return false;
+  ssize_t w;
+  do
+    w = write (p->dst, p->buf, p->buf_len);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 && errno != EAGAIN)
+    return false;
+  if (w > 0)
+    {
+      memmove (p->buf, p->buf + w, p->buf_len - w);
+      p->buf_len -= w;
+    }
+  sink_recovered (p);
+  return true;
+}
+
+static int pump_copy (struct pump *p);
+
+/* The sink fails: keep the container's pipe drained, so its writer never blocks nor dies, and
+ * offer each chunk to the sink first. */
+static int
+pump_discard_failing (struct pump *p)
+{
+  if (p->buf == NULL)
+    p->buf = xmalloc (PUMP_CHUNK);
+  for (size_t moved = 0; moved < PUMP_BUDGET;)
+    {
+      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return n < 0 && errno == EAGAIN ? PUMP_SRC_EMPTY : PUMP_EOF;
+      moved += n;
+      p->buf_len = n;
+      if (sink_retry (p))
+        {
+          /* Failing again at once: come back on the next turn rather than loop here. */
+          int r = pump_copy (p);
+          return r == PUMP_SINK_FAILED ? PUMP_SRC_EMPTY : r;
+        }
+      p->discarded += n;
+      p->buf_len = 0;
+    }
+  return PUMP_SRC_EMPTY;
+}
+
+/* ---- copying ---- */
+
+/* Moves what is available. EAGAIN does not say which side blocked: a non-empty source means a
+ * full sink. Any other error goes to the copy path, which knows which side it came from. */
+static int
+pump_splice (struct pump *p)
+{
+  for (size_t moved = 0;;)
+    {
+      if (moved >= PUMP_BUDGET)
+        return PUMP_SRC_EMPTY;
+      ssize_t n
+          = splice (p->src, NULL, p->dst, NULL, PUMP_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n > 0)
+        {
+          moved += n;
+          continue;
+        }
+      if (n == 0)
+        return PUMP_EOF;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        {
+          int avail = 0;
+          return ioctl (p->src, FIONREAD, &avail) == 0 && avail > 0 ? PUMP_SINK_FULL
+                                                                    : PUMP_SRC_EMPTY;
+        }
+      p->use_splice = false;
+      return PUMP_NO_SPLICE;
+    }
+}
+
+static int
+pump_flush_buf (struct pump *p)
+{
+  while (p->buf_len > 0)
+    {
+      ssize_t w = write (p->dst, p->buf, p->buf_len);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        return errno == EAGAIN ? PUMP_SINK_FULL : sink_error (p, errno);
+      memmove (p->buf, p->buf + w, p->buf_len - w);
+      p->buf_len -= w;
+    }
+  return PUMP_SRC_EMPTY;
+}
+
+static int
+pump_copy (struct pump *p)
+{
+  if (p->buf == NULL)
+    p->buf = xmalloc (PUMP_CHUNK);
+  for (size_t moved = 0;; moved += p->buf_len)
+    {
+      int r = pump_flush_buf (p);
+      if (r != PUMP_SRC_EMPTY)
+        return r;
+      if (moved >= PUMP_BUDGET) /* only with an empty buffer: nothing is left behind */
+        return PUMP_SRC_EMPTY;
+      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) /* EIO: a PTY master whose other side closed */
+        return errno == EAGAIN ? PUMP_SRC_EMPTY : PUMP_EOF;
+      if (n == 0)
+        return PUMP_EOF;
+      p->buf_len = n;
+    }
+}
+
+static int
+pump_transfer (struct pump *p)
+{
+  if (p->sink_errno)
+    return pump_discard_failing (p);
+  /* Bytes left in the buffer go first: splicing past them would reorder the stream. */
+  if (p->use_splice && p->buf_len == 0)
+    {
+      int r = pump_splice (p);
+      if (r != PUMP_NO_SPLICE)
+        return r;
+    }
+  int r = pump_copy (p);
+  return r == PUMP_SINK_FAILED ? pump_discard_failing (p) : r;
+}
+
+/* The sink is full and the policy says the writer must not stall: discard what is there. */
+static int
+pump_drop (struct pump *p)
+{
+  char scratch[4096];
+  for (size_t moved = 0;;)
+    {
+      if (moved >= PUMP_BUDGET)
+        return PUMP_SRC_EMPTY;
+      ssize_t n = read (p->src, scratch, sizeof scratch);
+      if (n > 0)
+        {
+          moved += n;
+          if (p->dropped == 0)
+            log_warn ("%s of %s: the reader of `%s` is not keeping up: dropping output", p->name,
+                      p->owner, p->sink);
+          p->dropped += n;
+          continue;
+        }
+      if (n < 0 && errno == EINTR)
+        continue;
+      return n < 0 && errno == EAGAIN ? PUMP_SRC_EMPTY : PUMP_EOF;
+    }
+}
+
+/* ---- the end of a stream ---- */
+
+/* Bytes still in an output's pipe sink (a FIFO or a logger's pipe) that its reader has not
+ * taken; 0 for any other sink, and for a sink that fails (nobody takes them). */
+static int
+sink_unread (const struct pump *p)
+{
+  struct stat st;
+  int unread = 0;
+  if (!p->output || p->sink_errno || p->dst < 0 || fstat (p->dst, &st) < 0 || !S_ISFIFO (st.st_mode)
+      || ioctl (p->dst, FIONREAD, &unread) < 0)
+    return 0;
+  return unread;
+}
+
+static void
+flush_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct pump *p = arg;
+  (void) fd;
+  (void) what;
+  if (sink_unread (p) > 0 && now_monotonic_ms () < p->flush_until)
+    {
+      struct timeval tv = timeval_from_ms (PUMP_FLUSH_POLL_MS);
+      evtimer_add (p->flush_timer, &tv);
+      return;
+    }
+  pump_close (p);
+}
+
+/* The source ended. The stream is done only once the reader has taken every byte from the
+ * sink: a client such as ctr closes its end of the FIFO when it learns of the exit, and
+ * whatever it had not read yet would be lost. The drain deadline still ends the wait for a
+ * reader that never takes them. */
+static void
+pump_finish (struct pump *p)
+{
+  if (sink_unread (p) == 0)
+    {
+      pump_close (p);
+      return;
+    }
+  event_del (p->ev_read);
+  event_del (p->ev_write);
+  if (p->flush_timer == NULL)
+    p->flush_timer = xevtimer_new (p->base, flush_cb, p);
+  p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
+  flush_cb (-1, 0, p);
+}
+
+static void
+pump_step (struct pump *p)
+{
+  int r = pump_transfer (p);
+  if (r == PUMP_SINK_FULL && p->drop_when_full)
+    r = pump_drop (p);
+  if (r < 0)
+    {
+      pump_finish (p);
+      return;
+    }
+  if (r == PUMP_SINK_FULL)
+    {
+      event_del (p->ev_read);
+      event_add (p->ev_write, NULL);
+    }
+  else
+    event_add (p->ev_read, NULL);
+}
+
+static void
+pump_cb (evutil_socket_t fd, short what, void *arg)
+{
+  (void) fd;
+  (void) what;
+  pump_step (arg);
+}
+
+void
+pump_start (struct pump *p, struct event_base *base)
+{
+  if (p->done || p->ev_read || p->src < 0 || p->dst < 0)
+    return;
+  p->base = base;
+  p->use_splice = true;
+  p->ev_read = xevent_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
+  p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
+  event_add (p->ev_read, NULL);
+}
+
+void
+pump_last_transfer (struct pump *p)
+{
+  if (!p->done && p->ev_read)
+    pump_transfer (p);
+}
+
+/* The closing line of a stream that lost output: how much, and why. */
+static void
+pump_log_losses (const struct pump *p)
+{
+  if (p->sink_errno)
+    log_warn ("%s of %s ended while `%s` still failed (%s): %llu bytes were discarded", p->name,
+              p->owner, p->sink, strerror (p->sink_errno), p->discarded_total + p->discarded);
+  else if (p->discarded_total)
+    log_warn ("%s of %s ended: %llu bytes were discarded while `%s` failed", p->name, p->owner,
+              p->discarded_total, p->sink);
+  if (p->dropped)
+    log_warn ("%s of %s ended: %llu bytes were dropped (io_policy drop)", p->name, p->owner,
+              p->dropped);
+}
+
+void
+pump_close (struct pump *p)
+{
+  event_freep (&p->ev_read);
+  event_freep (&p->ev_write);
+  event_freep (&p->flush_timer);
+  close_fd (&p->src);
+  close_fd (&p->dst);
+  free (p->buf);
+  p->buf = NULL;
+  p->buf_len = 0;
+  bool was_done = p->done;
+  p->done = true;
+  if (!was_done)
+    pump_log_losses (p);
+  free (p->sink);
+  p->sink = NULL;
+  if (!was_done && p->done_cb)
+    p->done_cb (p, p->done_arg);
+}

@@ -1,0 +1,63 @@
+#ifndef CSHIM_PUMP_H
+#define CSHIM_PUMP_H
+
+/* One direction of a process's stdio, copied by the loop: src -> dst, both non-blocking.
+ * splice(2) moves pages between pipes without copying; when a side is not a pipe the copy goes
+ * through a buffer. Internal to stdio/ (procio.c drives it).
+ *
+ * An output stream never lets its sink hurt the container: when writing to the sink fails
+ * (ENOSPC or EIO on a file, EPIPE from a FIFO whose reader has gone or from a logging binary
+ * that died), the pump keeps draining the container's pipe and discards, offers each new chunk
+ * to the sink again (a FIFO is reopened for a reader that came back) and logs one line when the
+ * failure starts and one when it ends, with the bytes discarded. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event;
+struct event_base;
+struct pump;
+
+typedef void (*pump_done_cb) (struct pump *p, void *arg);
+
+struct pump
+{
+  struct event_base *base;
+  const char *name; /* "stdin", "stdout", "stderr": for log lines */
+  const char *owner; /* the container's id, for log lines */
+  char *sink; /* what dst is (a path or URI), for log lines; NULL for stdin */
+  int src, dst;
+  struct event *ev_read, *ev_write;
+  struct event *flush_timer; /* the source ended, the sink's reader has bytes left to take */
+  uint64_t flush_until; /* monotonic ms */
+  char *buf; /* the copy path's bytes read but not yet written */
+  size_t buf_len;
+  bool use_splice;
+  bool output; /* an output stream: a failing sink is discarded, never the container's end */
+  bool drop_when_full; /* io_policy "drop": a full sink discards instead of stalling */
+  bool reopen_fifo; /* dst is a FIFO opened write-only: EPIPE means its reader went away */
+  dev_t fifo_dev; /* which FIFO, so that a reopen finds the same one */
+  ino_t fifo_ino;
+  unsigned long long dropped; /* io_policy drop: bytes the sink had no room for */
+  int sink_errno; /* 0, or why the sink fails: its output is discarded */
+  unsigned long long discarded; /* while the sink failed, since the failure started */
+  unsigned long long discarded_total;
+  bool done;
+  pump_done_cb done_cb;
+  void *done_arg;
+};
+
+/* Absent and done until a caller gives it fds and clears done. */
+void pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg);
+/* dst is a FIFO opened O_WRONLY: remembers which, so that it can be reopened for a new reader. */
+void pump_set_fifo_sink (struct pump *p, int dst);
+/* Starts watching, once both fds are there and the stream is not done. */
+void pump_start (struct pump *p, struct event_base *base);
+/* Moves what can be moved now without waiting: the last copy before a forced close. */
+void pump_last_transfer (struct pump *p);
+/* Closes both fds, frees what the pump holds and, the first time, calls done_cb. */
+void pump_close (struct pump *p);
+
+#endif
