@@ -63,14 +63,22 @@ log_dropped (void)
   return logger.dropped;
 }
 
+/* A line and its newline go out in one write of at most PIPE_BUF bytes: atomic, so lines of
+ * several writers never interleave, and never cut. */
+#define LOG_LINE_MAX (PIPE_BUF - 1)
+/* Ends a message that had to be shortened to fit. */
+#define LOG_TRUNCATED " [truncated]"
+
 static void
 log_write_line (const char *line)
 {
   char buf[PIPE_BUF];
   size_t n = strlen (line);
-  /* One write per line, at most PIPE_BUF, so lines never interleave and never block. */
-  if (n > sizeof buf - 1)
-    n = sizeof buf - 1;
+  if (n > LOG_LINE_MAX)
+    {
+      logger.dropped++;
+      return;
+    }
   memcpy (buf, line, n);
   buf[n++] = '\n';
   ssize_t w;
@@ -81,21 +89,9 @@ log_write_line (const char *line)
     logger.dropped++;
 }
 
-void
-log_msg (enum log_level level, const char *fmt, ...)
+static char *
+log_render (enum log_level level, const char *ts, const char *msg)
 {
-  if (!log_enabled (level))
-    return;
-  char msg[1024];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-
-  char ts[48];
-  struct timespec now = now_realtime ();
-  format_rfc3339 (&now, ts, sizeof ts);
-
   cJSON *o = cJSON_CreateObject ();
   cJSON_AddStringToObject (o, "time", ts);
   cJSON_AddStringToObject (o, "level", level_names[level]);
@@ -108,9 +104,80 @@ log_msg (enum log_level level, const char *fmt, ...)
   cJSON_AddNumberToObject (o, "pid", getpid ());
   char *line = cJSON_PrintUnformatted (o);
   cJSON_Delete (o);
+  return line;
+}
+
+/* The line for msg cut to its first len bytes (backed off to a UTF-8 boundary) and marked;
+ * NULL when that line would not fit. buf has room for msg and the marker. */
+static char *
+log_render_cut (enum log_level level, const char *ts, const char *msg, size_t len, char *buf)
+{
+  while (len > 0 && ((unsigned char) msg[len] & 0xC0) == 0x80)
+    len--;
+  memcpy (buf, msg, len);
+  strcpy (buf + len, LOG_TRUNCATED);
+  char *line = log_render (level, ts, buf);
+  if (line && strlen (line) > LOG_LINE_MAX)
+    {
+      free (line);
+      line = NULL;
+    }
+  return line;
+}
+
+/* The line for msg, which must fit LOG_LINE_MAX: a message too long for it is cut, never the
+ * line, so every line stays valid JSON. Escaping makes the line's length uneven in the
+ * message's (a control byte takes six), so the longest cut that fits is searched for. */
+static char *
+log_render_fitting (enum log_level level, const char *ts, const char *msg)
+{
+  char *line = log_render (level, ts, msg);
+  if (line == NULL || strlen (line) <= LOG_LINE_MAX)
+    return line;
+  free (line);
+  size_t len = strlen (msg);
+  cleanup_free char *buf = xmalloc (len + sizeof LOG_TRUNCATED);
+  size_t lo = 0, hi = len - 1; /* the longest fitting cut is in [lo, hi] */
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo + 1) / 2;
+      char *probe = log_render_cut (level, ts, msg, mid, buf);
+      if (probe)
+        lo = mid;
+      else
+        hi = mid - 1;
+      free (probe);
+    }
+  return log_render_cut (level, ts, msg, lo, buf);
+}
+
+void
+log_msg (enum log_level level, const char *fmt, ...)
+{
+  if (!log_enabled (level))
+    return;
+  char *msg = NULL;
+  va_list ap;
+  va_start (ap, fmt);
+  int n = vasprintf (&msg, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    {
+      logger.dropped++;
+      return;
+    }
+
+  char ts[48];
+  struct timespec now = now_realtime ();
+  format_rfc3339 (&now, ts, sizeof ts);
+
+  char *line = log_render_fitting (level, ts, msg);
   if (line)
     log_write_line (line);
+  else
+    logger.dropped++;
   free (line);
+  free (msg);
 }
 
 void
