@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -184,8 +185,21 @@ pump_discard_failing (struct pump *p)
 
 /* ---- copying ---- */
 
-/* Moves what is available. EAGAIN does not say which side blocked: a non-empty source means a
- * full sink. Any other error goes to the copy path, which knows which side it came from. */
+/* splice said EAGAIN, which does not say which side blocked: a non-empty source means a full
+ * sink. An empty source may also be at its end: with a full sink, splice answers EAGAIN
+ * rather than 0 there, and waiting for input would spin (the pipe stays readable at EOF). */
+static int
+splice_blocked_on (const struct pump *p)
+{
+  int avail = 0;
+  if (ioctl (p->src, FIONREAD, &avail) == 0 && avail > 0)
+    return PUMP_SINK_FULL;
+  struct pollfd pfd = { .fd = p->src, .events = POLLIN };
+  return poll (&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP) ? PUMP_EOF : PUMP_SRC_EMPTY;
+}
+
+/* Moves what is available. Any error but EAGAIN goes to the copy path, which knows which
+ * side it came from. */
 static int
 pump_splice (struct pump *p)
 {
@@ -205,11 +219,7 @@ pump_splice (struct pump *p)
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN)
-        {
-          int avail = 0;
-          return ioctl (p->src, FIONREAD, &avail) == 0 && avail > 0 ? PUMP_SINK_FULL
-                                                                    : PUMP_SRC_EMPTY;
-        }
+        return splice_blocked_on (p);
       p->use_splice = false;
       return PUMP_NO_SPLICE;
     }
