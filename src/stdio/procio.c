@@ -35,6 +35,7 @@ struct proc_io
   proc_io_ready_cb ready_cb;
   void *ready_arg;
   struct event *drain_timer;
+  unsigned drain_ms;
   void (*drained_cb) (void *);
   void *drained_arg;
 };
@@ -435,7 +436,17 @@ drain_deadline_cb (evutil_socket_t fd, short what, void *arg)
   struct proc_io *io = arg;
   (void) fd;
   (void) what;
-  log_warn ("output still held open after the process exited: closing it");
+  /* The process is gone and its last bytes are still moving (a slow reader): cutting them
+   * would lose output nobody else holds. Only a stream still written to (a background child
+   * kept it) or one whose reader took nothing for a whole period is cut. */
+  bool out_moving = pump_draining_by_itself (&io->out);
+  if (pump_draining_by_itself (&io->err) || out_moving)
+    {
+      struct timeval tv = timeval_from_ms (io->drain_ms);
+      evtimer_add (io->drain_timer, &tv);
+      return;
+    }
+  log_warn ("output of %s still held open after the process exited: closing it", io->owner);
   /* One last transfer, then cut: a background child keeping the pipe must not hang readers. */
   pump_last_transfer (&io->out);
   pump_last_transfer (&io->err);
@@ -455,6 +466,9 @@ proc_io_process_exited (struct proc_io *io, unsigned drain_ms)
     return;
   if (io->drain_timer == NULL)
     io->drain_timer = xevtimer_new (io->base, drain_deadline_cb, io);
+  io->drain_ms = drain_ms;
+  pump_draining_by_itself (&io->out); /* progress counts from the exit on */
+  pump_draining_by_itself (&io->err);
   struct timeval tv = timeval_from_ms (drain_ms);
   evtimer_add (io->drain_timer, &tv);
 }

@@ -148,6 +148,7 @@ sink_retry (struct pump *p)
     {
       memmove (p->buf, p->buf + w, p->buf_len - w);
       p->buf_len -= w;
+      p->progress += w;
     }
   sink_recovered (p);
   return true;
@@ -212,6 +213,7 @@ pump_splice (struct pump *p)
       if (n > 0)
         {
           moved += n;
+          p->progress += n;
           continue;
         }
       if (n == 0)
@@ -237,6 +239,7 @@ pump_flush_buf (struct pump *p)
         return errno == EAGAIN ? PUMP_SINK_FULL : sink_error (p, errno);
       memmove (p->buf, p->buf + w, p->buf_len - w);
       p->buf_len -= w;
+      p->progress += w;
     }
   return PUMP_SRC_EMPTY;
 }
@@ -326,7 +329,15 @@ flush_cb (evutil_socket_t fd, short what, void *arg)
   struct pump *p = arg;
   (void) fd;
   (void) what;
-  if (sink_unread (p) > 0 && now_monotonic_ms () < p->flush_until)
+  int unread = sink_unread (p);
+  /* A reader that is still taking bytes is slow, not gone: it gets the time it needs. */
+  if (unread < p->flush_unread)
+    {
+      p->progress += p->flush_unread - unread;
+      p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
+    }
+  p->flush_unread = unread;
+  if (unread > 0 && now_monotonic_ms () < p->flush_until)
     {
       struct timeval tv = timeval_from_ms (PUMP_FLUSH_POLL_MS);
       evtimer_add (p->flush_timer, &tv);
@@ -352,6 +363,7 @@ pump_finish (struct pump *p)
   if (p->flush_timer == NULL)
     p->flush_timer = xevtimer_new (p->base, flush_cb, p);
   p->flush_until = now_monotonic_ms () + PUMP_FLUSH_MAX_MS;
+  p->flush_unread = sink_unread (p);
   flush_cb (-1, 0, p);
 }
 
@@ -393,6 +405,22 @@ pump_start (struct pump *p, struct event_base *base)
   p->ev_read = xevent_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
   p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
   event_add (p->ev_read, NULL);
+}
+
+/* The source has no writer left: it ends once it is empty. */
+static bool
+source_hung_up (const struct pump *p)
+{
+  struct pollfd pfd = { .fd = p->src, .events = POLLIN };
+  return p->src >= 0 && poll (&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
+}
+
+bool
+pump_draining_by_itself (struct pump *p)
+{
+  bool moved = p->progress != p->progress_seen;
+  p->progress_seen = p->progress;
+  return !p->done && moved && source_hung_up (p);
 }
 
 void

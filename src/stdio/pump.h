@@ -32,6 +32,9 @@ struct pump
   struct event *ev_read, *ev_write;
   struct event *flush_timer; /* the source ended, the sink's reader has bytes left to take */
   uint64_t flush_until; /* monotonic ms */
+  int flush_unread; /* what the sink's reader had left at the last look */
+  unsigned long long progress; /* bytes the sink took, or its reader took while flushing */
+  unsigned long long progress_seen; /* at the last pump_draining_by_itself() */
   char *buf; /* the copy path's bytes read but not yet written */
   size_t buf_len;
   bool use_splice;
@@ -55,6 +58,9 @@ void pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg);
 void pump_set_fifo_sink (struct pump *p, int dst);
 /* Starts watching, once both fds are there and the stream is not done. */
 void pump_start (struct pump *p, struct event_base *base);
+/* True when the stream's writer is gone (its source is at or before EOF) and bytes moved since
+ * the last call: a stream that will end by itself, only at its reader's pace. */
+bool pump_draining_by_itself (struct pump *p);
 /* Moves what can be moved now without waiting: the last copy before a forced close. */
 void pump_last_transfer (struct pump *p);
 /* Closes both fds, frees what the pump holds and, the first time, calls done_cb. */

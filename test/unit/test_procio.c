@@ -270,6 +270,34 @@ test_drain_deadline_closes_a_held_stream (void **state)
   assert_int_equal (errno, EPIPE);
 }
 
+/* The process exited with its last output still in the pipes, and the reader is slow (a busy
+ * machine): its bytes keep moving, so the drain deadline does not cut them. It takes the
+ * reader 40 steps of 50 ms, well past the 500 ms deadline, while each step is far within it. */
+static void
+test_drain_deadline_spares_a_slow_reader (void **state)
+{
+  struct fx *fx = *state;
+  struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
+  start_io (fx, &cfg);
+  size_t written = write_with_loop (fx->base, fx->out, 4 * MIB); /* pipe and FIFO full */
+  close_fd (&fx->out);
+  proc_io_process_exited (fx->io, 500);
+  size_t step = written / 40 + 1, got = 0;
+  cleanup_free char *buf = xmalloc (step);
+  while (!fx->drained)
+    {
+      ssize_t n = read (fx->reader, buf, step);
+      if (n > 0)
+        got += n;
+      run_for_ms (fx->base, 50);
+    }
+  for (ssize_t n; (n = read (fx->reader, buf, step)) > 0;)
+    got += n;
+  assert_int_equal (got, written);
+  cleanup_free char *log = logged (fx);
+  assert_null (strstr (log, "still held open"));
+}
+
 static bool
 readable (void *arg)
 {
@@ -438,6 +466,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_block_policy_stalls_the_writer, setup, teardown),
     cmocka_unit_test_setup_teardown (test_drop_policy_never_stalls_the_writer, setup, teardown),
     cmocka_unit_test_setup_teardown (test_drain_deadline_closes_a_held_stream, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_drain_deadline_spares_a_slow_reader, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stdin_data_then_eof_on_close, setup, teardown),
     cmocka_unit_test_setup_teardown (test_fifo_reader_gone_discards_then_reopens, setup, teardown),
     cmocka_unit_test_setup_teardown (test_full_disk_discards_then_resumes, setup, teardown),
