@@ -45,8 +45,8 @@ log_open_fifo (const char *path, shim_error_t *err)
       close (fd);
       return shim_error_make (err, saved, SHIM_UNKNOWN, "dup2 log");
     }
+  /* Non-blocking already: O_NONBLOCK belongs to the open file, which dup2 shares. */
   close (fd);
-  set_nonblock (STDERR_FILENO, true);
   logger.fd = STDERR_FILENO;
   return 0;
 }
