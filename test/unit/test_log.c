@@ -99,6 +99,7 @@ static void
 test_short_message_is_whole (void **state)
 {
   struct fx *fx = *state;
+  assert_true (fcntl (STDERR_FILENO, F_GETFL) & O_NONBLOCK); /* a full FIFO never blocks */
   log_warn ("hello %d", 42);
   cJSON *o = read_line (fx);
   assert_string_equal (msg_of (o), "hello 42");
