@@ -202,6 +202,9 @@ def test_flooding_container_does_not_stall_its_grouped_shim(containerd, ctr, run
         assert first_line == b"line-from-sibling\n", \
             f"after {time.monotonic() - started:.1f}s the sibling printed {first_line!r}"
 
+        # its output can come before its Start is answered (the runtime's `start` reaped):
+        # until then the task still reads CREATED
+        wait_task_status(containerd, sibling, "RUNNING", timeout=PROMPT_BOUND)
         before = time.monotonic()
         tasks = containerd.tasks()
         listed = ctr("task", "ps", flood, timeout=PROMPT_BOUND)
