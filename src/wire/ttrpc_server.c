@@ -1,8 +1,7 @@
 #include "wire/ttrpc_server.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,30 +11,34 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "google/rpc/status.pb-c.h"
-#include "base/log.h"
-#include "ttrpc.pb-c.h"
-#include "wire/ttrpc_wire.h"
 #include "base/ev.h"
+#include "base/log.h"
 #include "base/util.h"
+#include "ttrpc.pb-c.h"
+#include "wire/ttrpc_call.h"
+#include "wire/ttrpc_wire.h"
 
-#define TTRPC_NAMESPACE_KEY "containerd-namespace-ttrpc"
 /* Reads per readiness callback: a maximal frame arrives in few wake-ups, yet one busy
  * connection cannot starve the others. */
 #define CONN_READS_PER_CB 16
 /* A peer that sends requests but does not read the answers is not read from either once
- * this much output waits for it, so the output stays bounded too. */
+ * this much output waits for it, even under budget: one peer never takes it all. */
 #define CONN_OUT_HIGH_WATER (8u << 20)
 #define SERVER_ACCEPTS_PER_CB 16
 /* Out of fds: the listener stays readable, so pause it instead of spinning. */
 #define SERVER_ACCEPT_PAUSE_MS 100
+/* glibc keeps freed heap pages mapped: once this much charged memory was given back since the
+ * last trim, return the free pages to the kernel, at most once per TRIM_DELAY_MS. */
+#define TRIM_MIN (2u << 20)
+#define TRIM_DELAY_MS 200
 
 struct ttrpc_conn
 {
   LIST_ENTRY (ttrpc_conn) link;
   struct ttrpc_server *server; /* NULL once closed */
   int fd; /* -1 once closed */
-  struct event *read_ev;
+  struct event *read_ev; /* pending unless paused */
+  struct event *hup_ev; /* pending while paused: the peer may still go away */
   struct event *write_ev; /* added only while output is pending */
   struct evbuffer *in;
   struct evbuffer *out;
@@ -44,6 +47,12 @@ struct ttrpc_conn
   /* One while open, one per call, one while a read callback runs: parked calls and
    * handlers that free the server must not leave dangling pointers. */
   unsigned refs;
+  size_t calls_held; /* charges of this connection's calls */
+  size_t held; /* charged to the server's budget: in + out + calls_held */
+  uint64_t progress_ms; /* last byte read or written, or the last resume */
+  bool paused; /* not read: output over its high water, or over budget */
+  bool reading; /* in conn_read_cb, which decides on pausing when done */
+  bool pause_logged;
 };
 
 struct ttrpc_server
@@ -52,27 +61,85 @@ struct ttrpc_server
   int listen_fd;
   struct event *accept_ev;
   struct event *accept_pause_ev;
-  const struct ttrpc_method *methods;
-  size_t n_methods;
-  void *arg;
-  /* A second service on the same socket (ttrpc_server_add_service), with its own arg. */
-  const struct ttrpc_method *extra_methods;
-  size_t n_extra;
-  void *extra_arg;
+  /* The first from ttrpc_server_new, a second from ttrpc_server_add_service. */
+  struct ttrpc_service services[2];
+  size_t n_services;
   LIST_HEAD (, ttrpc_conn) conns;
   size_t n_conns;
-};
-
-struct ttrpc_call
-{
-  struct ttrpc_conn *conn;
-  uint32_t stream_id;
-  Ttrpc__Request *request; /* NULL when refused before the request was decoded */
-  ProtobufCMessage *msg;
+  struct ttrpc_limits limits;
+  size_t used; /* sum of the connections' held */
+  size_t peak; /* highest used since the last trim */
+  struct event *stall_ev; /* pending while over budget */
+  struct event *resume_ev; /* made active when the budget frees */
+  struct event *trim_ev;
+  ttrpc_closed_fn closed_cb;
+  void *closed_arg;
 };
 
 static void conn_read_cb (evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb (evutil_socket_t fd, short what, void *arg);
+static void conn_hup_cb (evutil_socket_t fd, short what, void *arg);
+
+/* The budget. */
+
+static bool
+server_over_budget (const struct ttrpc_server *s)
+{
+  return s->used >= s->limits.budget;
+}
+
+/* Arms what follows a change of the total: the stall check while over budget, the resume of
+ * paused connections when it frees, a trim after a large release. */
+static void
+server_budget_changed (struct ttrpc_server *s, bool was_over)
+{
+  bool over = server_over_budget (s);
+  if (over && !was_over)
+    {
+      struct timeval tick = timeval_from_ms (s->limits.stall_ms / 4 + 1);
+      event_add (s->stall_ev, &tick);
+    }
+  else if (!over && was_over)
+    {
+      event_del (s->stall_ev);
+      event_active (s->resume_ev, EV_TIMEOUT, 0);
+    }
+  if (s->peak - s->used >= TRIM_MIN && !evtimer_pending (s->trim_ev, NULL))
+    {
+      struct timeval tv = timeval_from_ms (TRIM_DELAY_MS);
+      evtimer_add (s->trim_ev, &tv);
+    }
+}
+
+static void
+conn_charge (struct ttrpc_conn *conn, size_t held)
+{
+  struct ttrpc_server *s = conn->server;
+  bool was_over = server_over_budget (s);
+  s->used = s->used - conn->held + held;
+  conn->held = held;
+  if (s->used > s->peak)
+    s->peak = s->used;
+  server_budget_changed (s, was_over);
+}
+
+static void
+conn_account (struct ttrpc_conn *conn)
+{
+  if (conn->fd >= 0)
+    conn_charge (conn, evbuffer_get_length (conn->in) + evbuffer_get_length (conn->out)
+                           + conn->calls_held);
+}
+
+static void
+server_trim_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct ttrpc_server *s = arg;
+  (void) fd;
+  (void) what;
+  malloc_trim (0);
+  s->peak = s->used;
+}
 
 /* Connections. */
 
@@ -87,29 +154,71 @@ conn_unref (struct ttrpc_conn *conn)
 static void
 conn_close (struct ttrpc_conn *conn, const char *why)
 {
+  struct ttrpc_server *s = conn->server;
   if (conn->fd < 0)
     return;
   log_debug ("ttrpc: connection %d closed: %s", conn->fd, why);
-  if (conn->read_ev)
-    event_free (conn->read_ev);
-  if (conn->write_ev)
-    event_free (conn->write_ev);
-  if (conn->in)
-    evbuffer_free (conn->in);
-  if (conn->out)
-    evbuffer_free (conn->out);
-  conn->read_ev = conn->write_ev = NULL;
-  conn->in = conn->out = NULL;
+  conn_charge (conn, 0);
+  event_freep (&conn->read_ev);
+  event_freep (&conn->write_ev);
+  event_freep (&conn->hup_ev);
+  evbuffer_free (steal_ptr (&conn->in));
+  evbuffer_free (steal_ptr (&conn->out));
   close (conn->fd);
   conn->fd = -1;
   LIST_REMOVE (conn, link);
-  conn->server->n_conns--;
+  s->n_conns--;
   conn->server = NULL;
+  if (s->closed_cb)
+    s->closed_cb (s->n_conns, s->closed_arg);
   conn_unref (conn);
 }
 
-/* Watches for output space only while output is pending; stops reading while too much
- * output waits for the peer. */
+/* How much one read may take: what keeps all clients within the budget or this one within its
+ * reserve, and no more than the room left for one frame. */
+static size_t
+conn_read_max (const struct ttrpc_conn *conn)
+{
+  const struct ttrpc_limits *l = &conn->server->limits;
+  size_t used = conn->server->used, room = ttrpc_reader_room (conn->in);
+  size_t shared = used < l->budget ? l->budget - used : 0;
+  size_t own = conn->held < l->conn_reserve ? l->conn_reserve - conn->held : 0;
+  size_t max = shared > own ? shared : own;
+  return max < room ? max : room;
+}
+
+static bool
+conn_wants_input (const struct ttrpc_conn *conn)
+{
+  return conn->fd >= 0 && evbuffer_get_length (conn->out) < CONN_OUT_HIGH_WATER
+         && conn_read_max (conn) > 0;
+}
+
+static void
+conn_set_paused (struct ttrpc_conn *conn, bool paused)
+{
+  const struct ttrpc_server *s = conn->server;
+  if (paused == conn->paused)
+    return;
+  conn->paused = paused;
+  if (!paused)
+    {
+      log_debug ("ttrpc: connection %d resumed", conn->fd);
+      conn->progress_ms = now_monotonic_ms ();
+      event_del (conn->hup_ev);
+      event_add (conn->read_ev, NULL);
+      return;
+    }
+  event_del (conn->read_ev);
+  event_add (conn->hup_ev, NULL);
+  log_msg (conn->pause_logged ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+           "ttrpc: connection %d paused: it holds %zu bytes (%zu of output), all clients %zu "
+           "(budget %zu)",
+           conn->fd, conn->held, evbuffer_get_length (conn->out), s->used, s->limits.budget);
+  conn->pause_logged = true;
+}
+
+/* Watches for output space only while output is pending; reads only while conn_wants_input. */
 static void
 conn_sync_events (struct ttrpc_conn *conn)
 {
@@ -121,11 +230,8 @@ conn_sync_events (struct ttrpc_conn *conn)
     event_add (conn->write_ev, NULL);
   else if (pending == 0 && writing)
     event_del (conn->write_ev);
-  bool want_read = pending < CONN_OUT_HIGH_WATER;
-  if (want_read && !event_pending (conn->read_ev, EV_READ, NULL))
-    event_add (conn->read_ev, NULL);
-  else if (!want_read)
-    event_del (conn->read_ev);
+  if (!conn->reading)
+    conn_set_paused (conn, !conn_wants_input (conn));
 }
 
 static void
@@ -135,284 +241,90 @@ conn_new (struct ttrpc_server *s, int fd)
   conn->server = s;
   conn->fd = fd;
   conn->refs = 1;
+  conn->progress_ms = now_monotonic_ms ();
   LIST_INSERT_HEAD (&s->conns, conn, link);
   s->n_conns++;
   conn->read_ev = xevent_new (s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, conn);
   conn->write_ev = xevent_new (s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, conn);
+  conn->hup_ev = xevent_new (s->base, fd, EV_CLOSED | EV_PERSIST, conn_hup_cb, conn);
   conn->in = xevbuffer_new ();
   conn->out = xevbuffer_new ();
   log_debug ("ttrpc: connection %d accepted", fd);
-  conn_sync_events (conn);
+  event_add (conn->read_ev, NULL);
+}
+
+/* Sends what the socket takes now; a byte sent is progress. */
+static int
+conn_write (struct ttrpc_conn *conn)
+{
+  size_t before = evbuffer_get_length (conn->out);
+  int r = ttrpc_io_write (conn->out, conn->fd);
+  if (evbuffer_get_length (conn->out) < before)
+    conn->progress_ms = now_monotonic_ms ();
+  return r;
 }
 
 static void
 conn_write_cb (evutil_socket_t fd, short what, void *arg)
 {
   struct ttrpc_conn *conn = arg;
+  (void) fd;
   (void) what;
-  if (ttrpc_io_write (conn->out, fd) < 0)
+  if (conn_write (conn) < 0)
     {
       conn_close (conn, strerror (errno));
       return;
     }
+  conn_account (conn);
   conn_sync_events (conn);
 }
 
-/* Calls. */
-
-static struct ttrpc_call *
-call_new (struct ttrpc_conn *conn, uint32_t stream_id)
+/* A paused connection is not read, so its EOF would go unseen: nothing it sent after the
+ * pause can be answered once it is gone. */
+static void
+conn_hup_cb (evutil_socket_t fd, short what, void *arg)
 {
-  struct ttrpc_call *call = xcalloc (1, sizeof *call);
-  call->conn = conn;
-  call->stream_id = stream_id;
+  (void) fd;
+  (void) what;
+  conn_close (arg, "closed by peer while paused");
+}
+
+/* For ttrpc_call.c. */
+
+void
+ttrpc_conn_hold (struct ttrpc_conn *conn, size_t charge)
+{
   conn->refs++;
-  return call;
+  conn->calls_held += charge;
+  conn_account (conn);
 }
 
-static void
-call_free (struct ttrpc_call *call)
+void
+ttrpc_conn_release (struct ttrpc_conn *conn, size_t charge)
 {
-  if (call->msg)
-    protobuf_c_message_free_unpacked (call->msg, NULL);
-  if (call->request)
-    ttrpc__request__free_unpacked (call->request, NULL);
-  conn_unref (call->conn);
-  free (call);
+  conn->calls_held -= charge;
+  conn_account (conn);
+  conn_sync_events (conn);
+  conn_unref (conn);
 }
 
-/* Queues the response frame and tries to send it at once. A write error is left for
- * conn_write_cb to act on: closing here could pull the connection out from under a
- * read callback that is dispatching this very call. */
-static void
-call_send (struct ttrpc_call *call, const Ttrpc__Response *resp)
+struct evbuffer *
+ttrpc_conn_output (const struct ttrpc_conn *conn)
 {
-  struct ttrpc_conn *conn = call->conn;
+  return conn->fd >= 0 ? conn->out : NULL;
+}
+
+void
+ttrpc_conn_flush (struct ttrpc_conn *conn)
+{
   if (conn->fd < 0)
     return;
-  size_t len = ttrpc__response__get_packed_size (resp);
-  cleanup_free uint8_t *buf = xmalloc (len);
-  ttrpc__response__pack (resp, buf);
-  if (ttrpc_frame_append (conn->out, call->stream_id, TTRPC_TYPE_RESPONSE, 0, buf, len) < 0)
-    {
-      log_error ("ttrpc: cannot queue response on stream %u (%zu bytes)", call->stream_id, len);
-      return;
-    }
-  (void) ttrpc_io_write (conn->out, conn->fd);
+  (void) conn_write (conn);
+  conn_account (conn);
   conn_sync_events (conn);
 }
 
-const char *
-ttrpc_call_metadata (const struct ttrpc_call *call, const char *key)
-{
-  if (call->request == NULL)
-    return NULL;
-  for (size_t i = 0; i < call->request->n_metadata; i++)
-    {
-      const Ttrpc__KeyValue *kv = call->request->metadata[i];
-      if (kv && kv->key && strcmp (kv->key, key) == 0)
-        return kv->value ? kv->value : "";
-    }
-  return NULL;
-}
-
-const char *
-ttrpc_call_namespace (const struct ttrpc_call *call)
-{
-  const char *ns = ttrpc_call_metadata (call, TTRPC_NAMESPACE_KEY);
-  return ns ? ns : "";
-}
-
-const char *
-ttrpc_call_method (const struct ttrpc_call *call)
-{
-  return call->request && call->request->method ? call->request->method : "";
-}
-
-ProtobufCBinaryData
-ttrpc_call_payload (const struct ttrpc_call *call)
-{
-  ProtobufCBinaryData none = { 0, NULL };
-  return call->request ? call->request->payload : none;
-}
-
-int64_t
-ttrpc_call_timeout_ns (const struct ttrpc_call *call)
-{
-  return call->request ? call->request->timeout_nano : 0;
-}
-
-bool
-ttrpc_call_connected (const struct ttrpc_call *call)
-{
-  return call->conn->fd >= 0;
-}
-
-static void call_fail (struct ttrpc_call *call, shim_error_t *err, bool classed);
-
-void
-ttrpc_call_reply (struct ttrpc_call *call, const ProtobufCMessage *resp)
-{
-  /* Status is always present, code 0 on success, as the Go server sends it. */
-  Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
-  Ttrpc__Response r = TTRPC__RESPONSE__INIT;
-  cleanup_free uint8_t *payload = NULL;
-
-  if (!ttrpc_call_connected (call))
-    {
-      call_free (call);
-      return;
-    }
-  if (resp)
-    {
-      r.payload.len = protobuf_c_message_get_packed_size (resp);
-      payload = xmalloc (r.payload.len);
-      protobuf_c_message_pack (resp, payload);
-      r.payload.data = payload;
-    }
-  r.status = &status;
-  size_t len = ttrpc__response__get_packed_size (&r);
-  if (len > TTRPC_MAX_DATA)
-    {
-      shim_error_t err = NULL;
-      shim_error_make (&err, 0, SHIM_RESOURCE_EXHAUSTED,
-                       "message length %zu exceed maximum message size of %u", len, TTRPC_MAX_DATA);
-      call_fail (call, &err, false);
-      return;
-    }
-  call_send (call, &r);
-  call_free (call);
-}
-
-/* A handler's message as the Go shim's errdefs errors read: ending with the code's class
- * ("container not created: not found"), added unless it is there already. The server's own
- * protocol errors stay plain, as the Go ttrpc server's are. */
-static char *
-wire_message (int code, const char *msg, bool classed)
-{
-  const char *cls = classed ? shim_code_class (code) : NULL;
-  size_t n = strlen (msg), k = cls ? strlen (cls) : 0;
-  if (cls == NULL || (n >= k + 2 && strcmp (msg + n - k, cls) == 0 && msg[n - k - 2] == ':'))
-    return xstrdup (msg);
-  return xasprintf ("%s: %s", msg, cls);
-}
-
-static void
-call_fail (struct ttrpc_call *call, shim_error_t *err, bool classed)
-{
-  Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
-  Ttrpc__Response r = TTRPC__RESPONSE__INIT;
-  shim_error_t e = err ? *err : NULL;
-
-  /* Code 0 would read as success to the peer: an error always carries a failure code. */
-  status.code = e && e->code != SHIM_OK ? e->code : SHIM_UNKNOWN;
-  cleanup_free char *text
-      = wire_message (status.code, e && e->msg ? e->msg : "unknown error", classed);
-  status.message = text;
-  log_debug ("ttrpc: stream %u %s failed: %s", call->stream_id, ttrpc_call_method (call),
-             status.message);
-  r.status = &status;
-  call_send (call, &r);
-  shim_error_release (err);
-  call_free (call);
-}
-
-void
-ttrpc_call_fail (struct ttrpc_call *call, shim_error_t *err)
-{
-  call_fail (call, err, true);
-}
-
-/* Answers a stream with an error before (or instead of) dispatching it. */
-static void __attribute__ ((format (printf, 4, 5)))
-conn_refuse (struct ttrpc_conn *conn, uint32_t stream_id, int code, const char *fmt, ...)
-{
-  shim_error_t err = NULL;
-  cleanup_free char *msg = NULL;
-  va_list ap;
-
-  va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
-  va_end (ap);
-  shim_error_make (&err, 0, code, "%s", msg ? msg : "ttrpc protocol error");
-  call_fail (call_new (conn, stream_id), &err, false);
-}
-
-/* Dispatch. */
-
-static const struct ttrpc_method *
-table_lookup (const struct ttrpc_method *methods, size_t n, const Ttrpc__Request *req,
-              bool *service_known)
-{
-  for (size_t i = 0; i < n; i++)
-    {
-      const struct ttrpc_method *m = &methods[i];
-      if (strcmp (m->service, req->service) != 0)
-        continue;
-      *service_known = true;
-      if (strcmp (m->method, req->method) == 0)
-        return m;
-    }
-  return NULL;
-}
-
-/* The method for req and the arg its handler gets. */
-static const struct ttrpc_method *
-server_lookup (const struct ttrpc_server *s, const Ttrpc__Request *req, void **arg,
-               shim_error_t *err)
-{
-  bool service_known = false;
-  const struct ttrpc_method *m = table_lookup (s->methods, s->n_methods, req, &service_known);
-  *arg = s->arg;
-  if (m == NULL)
-    {
-      m = table_lookup (s->extra_methods, s->n_extra, req, &service_known);
-      *arg = s->extra_arg;
-    }
-  if (m)
-    return m;
-  if (service_known)
-    shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "method %s", req->method);
-  else
-    shim_error_make (err, 0, SHIM_UNIMPLEMENTED, "service %s", req->service);
-  return NULL;
-}
-
-/* Decodes a unary request and hands it to its handler, which owns the call from then on.
- * The handler may answer at once, park the call, or even free the server. */
-static void
-conn_dispatch (struct ttrpc_conn *conn, uint32_t stream_id, const uint8_t *data, size_t len)
-{
-  struct ttrpc_server *s = conn->server;
-  struct ttrpc_call *call = call_new (conn, stream_id);
-  shim_error_t err = NULL;
-
-  call->request = ttrpc__request__unpack (NULL, len, data);
-  if (call->request == NULL)
-    {
-      shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "invalid ttrpc request");
-      call_fail (call, &err, false);
-      return;
-    }
-  void *arg;
-  const struct ttrpc_method *m = server_lookup (s, call->request, &arg, &err);
-  if (m == NULL)
-    {
-      call_fail (call, &err, false);
-      return;
-    }
-  const ProtobufCBinaryData *p = &call->request->payload;
-  call->msg = protobuf_c_message_unpack (m->input, NULL, p->len, p->data);
-  if (call->msg == NULL)
-    {
-      shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "invalid %s request payload", m->method);
-      call_fail (call, &err, false);
-      return;
-    }
-  log_debug ("ttrpc: stream %u call %s/%s", stream_id, m->service, m->method);
-  m->handler (call, call->msg, arg);
-}
+/* Frames. */
 
 /* Stream rules as the Go server applies them; bad input gets a status on its stream and
  * the connection stays up. */
@@ -424,20 +336,21 @@ conn_handle_frame (struct ttrpc_conn *conn, const struct ttrpc_frame *f)
   if (h->type != TTRPC_TYPE_REQUEST && h->type != TTRPC_TYPE_DATA)
     return; /* unknown types are ignored for forward compatibility */
   if (h->stream_id % 2 == 0)
-    conn_refuse (conn, h->stream_id, SHIM_INVALID_ARGUMENT,
-                 "StreamID must be odd for client initiated streams");
+    ttrpc_call_refuse (conn, h->stream_id, SHIM_INVALID_ARGUMENT,
+                       "StreamID must be odd for client initiated streams");
   else if (h->type == TTRPC_TYPE_DATA)
-    conn_refuse (conn, h->stream_id, SHIM_UNIMPLEMENTED, "streaming is not supported");
+    ttrpc_call_refuse (conn, h->stream_id, SHIM_UNIMPLEMENTED, "streaming is not supported");
   else if (h->stream_id <= conn->last_stream_id)
-    conn_refuse (conn, h->stream_id, SHIM_INVALID_ARGUMENT,
-                 "StreamID cannot be re-used and must increment");
+    ttrpc_call_refuse (conn, h->stream_id, SHIM_INVALID_ARGUMENT,
+                       "StreamID cannot be re-used and must increment");
   else
     {
       conn->last_stream_id = h->stream_id;
       if (h->flags != 0)
-        conn_refuse (conn, h->stream_id, SHIM_UNIMPLEMENTED, "streaming is not supported");
+        ttrpc_call_refuse (conn, h->stream_id, SHIM_UNIMPLEMENTED, "streaming is not supported");
       else
-        conn_dispatch (conn, h->stream_id, f->data, h->length);
+        ttrpc_call_dispatch (conn, h->stream_id, f->data, h->length, conn->server->services,
+                             conn->server->n_services);
     }
 }
 
@@ -453,19 +366,13 @@ conn_process_input (struct ttrpc_conn *conn)
       if (st == TTRPC_READ_NEED_MORE)
         break;
       if (st == TTRPC_READ_OVERSIZE)
-        conn_refuse (conn, f.header.stream_id, SHIM_RESOURCE_EXHAUSTED,
-                     "message length %u exceed maximum message size of %u", f.header.length,
-                     TTRPC_MAX_DATA);
+        ttrpc_call_refuse (conn, f.header.stream_id, SHIM_RESOURCE_EXHAUSTED,
+                           "message length %u exceed maximum message size of %u", f.header.length,
+                           TTRPC_MAX_DATA);
       else
         conn_handle_frame (conn, &f);
       free (f.data);
     }
-}
-
-static bool
-conn_wants_input (const struct ttrpc_conn *conn)
-{
-  return conn->fd >= 0 && evbuffer_get_length (conn->out) < CONN_OUT_HIGH_WATER;
 }
 
 static void
@@ -475,10 +382,10 @@ conn_read_cb (evutil_socket_t fd, short what, void *arg)
   (void) what;
 
   conn->refs++;
+  conn->reading = true;
   for (int i = 0; i < CONN_READS_PER_CB && conn_wants_input (conn); i++)
     {
-      /* Never more than the room left for one frame: unparsed input stays bounded. */
-      ssize_t n = ttrpc_io_read (conn->in, fd, ttrpc_reader_room (conn->in));
+      ssize_t n = ttrpc_io_read (conn->in, fd, conn_read_max (conn));
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         break;
       if (n <= 0)
@@ -486,32 +393,79 @@ conn_read_cb (evutil_socket_t fd, short what, void *arg)
           conn_close (conn, n == 0 ? "closed by peer" : strerror (errno));
           break;
         }
+      conn->progress_ms = now_monotonic_ms ();
       conn_process_input (conn);
+      conn_account (conn);
     }
+  conn->reading = false;
   conn_sync_events (conn);
   conn_unref (conn);
+}
+
+/* Stalls. */
+
+/* Not read for lack of budget, with nothing to send: it waits for others to free memory. */
+static bool
+conn_waits_for_budget (const struct ttrpc_conn *conn)
+{
+  return conn->paused && evbuffer_get_length (conn->out) == 0;
+}
+
+static bool
+conn_stalled (const struct ttrpc_conn *conn, uint64_t now)
+{
+  const struct ttrpc_limits *l = &conn->server->limits;
+  return conn->held >= l->conn_reserve && now - conn->progress_ms >= l->stall_ms;
+}
+
+/* Over budget, closes the connections that hold memory without progress. Those that wait for
+ * the budget go only when no other can: partial frames that fill the budget together would
+ * otherwise wait for each other forever. */
+static void
+server_stall_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct ttrpc_server *s = arg;
+  uint64_t now = now_monotonic_ms ();
+  struct ttrpc_conn *conn, *next;
+  size_t closed = 0;
+  (void) fd;
+  (void) what;
+
+  for (int waiting = 0; waiting < 2 && closed == 0 && server_over_budget (s); waiting++)
+    LIST_FOREACH_SAFE (conn, &s->conns, link, next)
+    {
+      if (!conn_stalled (conn, now) || conn_waits_for_budget (conn) != waiting)
+        continue;
+      log_warn ("ttrpc: connection %d closed: it held %zu bytes (%zu of output) without "
+                "progress for %llu ms, all clients %zu (budget %zu)",
+                conn->fd, conn->held, evbuffer_get_length (conn->out),
+                (unsigned long long) (now - conn->progress_ms), s->used, s->limits.budget);
+      conn_close (conn, "stalled");
+      closed++;
+    }
+}
+
+/* The budget freed: read the paused connections again. */
+static void
+server_resume_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct ttrpc_server *s = arg;
+  struct ttrpc_conn *conn;
+  (void) fd;
+  (void) what;
+  LIST_FOREACH (conn, &s->conns, link)
+  conn_sync_events (conn);
 }
 
 /* Listener. */
 
 static bool
-server_peer_allowed (int fd)
+server_admits (const struct ttrpc_server *s, int fd)
 {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-
-  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-    {
-      log_warn ("ttrpc: rejected connection: SO_PEERCRED: %s", strerror (errno));
-      return false;
-    }
-  if (cred.uid != geteuid () || cred.gid != getegid ())
-    {
-      log_warn ("ttrpc: rejected connection from pid %d uid %u gid %u: invalid credentials",
-                (int) cred.pid, (unsigned) cred.uid, (unsigned) cred.gid);
-      return false;
-    }
-  return true;
+  if (s->n_conns < s->limits.max_conns)
+    return ttrpc_io_peer_allowed (fd);
+  log_warn ("ttrpc: refused a connection: %zu open (max %zu)", s->n_conns, s->limits.max_conns);
+  return false;
 }
 
 static void
@@ -549,7 +503,7 @@ server_accept_cb (evutil_socket_t listen_fd, short what, void *arg)
         log_warn ("ttrpc: accept: %s", strerror (errno));
       if (fd < 0)
         return;
-      if (server_peer_allowed (fd))
+      if (server_admits (s, fd))
         conn_new (s, fd);
       else
         close (fd);
@@ -569,13 +523,17 @@ ttrpc_server_new (struct event_base *base, int listen_fd, const struct ttrpc_met
     }
   struct ttrpc_server *s = xcalloc (1, sizeof *s);
   s->base = base;
-  s->methods = methods;
-  s->n_methods = n_methods;
-  s->arg = arg;
+  s->services[0] = (struct ttrpc_service){ methods, n_methods, arg };
+  s->n_services = 1;
   s->listen_fd = -1;
   LIST_INIT (&s->conns);
+  s->limits
+      = (struct ttrpc_limits){ TTRPC_BUDGET, TTRPC_CONN_RESERVE, TTRPC_MAX_CONNS, TTRPC_STALL_MS };
   s->accept_ev = xevent_new (base, fd, EV_READ | EV_PERSIST, server_accept_cb, s);
   s->accept_pause_ev = xevtimer_new (base, server_accept_resume_cb, s);
+  s->stall_ev = xevent_new (base, -1, EV_PERSIST, server_stall_cb, s);
+  s->resume_ev = xevtimer_new (base, server_resume_cb, s);
+  s->trim_ev = xevtimer_new (base, server_trim_cb, s);
   if (event_add (s->accept_ev, NULL) < 0)
     {
       ttrpc_server_free (s);
@@ -590,9 +548,8 @@ void
 ttrpc_server_add_service (struct ttrpc_server *s, const struct ttrpc_method *methods, size_t n,
                           void *arg)
 {
-  s->extra_methods = methods;
-  s->n_extra = n;
-  s->extra_arg = arg;
+  s->services[1] = (struct ttrpc_service){ methods, n, arg };
+  s->n_services = 2;
 }
 
 void
@@ -600,12 +557,14 @@ ttrpc_server_free (struct ttrpc_server *s)
 {
   if (s == NULL)
     return;
+  s->closed_cb = NULL;
   while (!LIST_EMPTY (&s->conns))
     conn_close (LIST_FIRST (&s->conns), "server shut down");
-  if (s->accept_ev)
-    event_free (s->accept_ev);
-  if (s->accept_pause_ev)
-    event_free (s->accept_pause_ev);
+  event_freep (&s->accept_ev);
+  event_freep (&s->accept_pause_ev);
+  event_freep (&s->stall_ev);
+  event_freep (&s->resume_ev);
+  event_freep (&s->trim_ev);
   if (s->listen_fd >= 0)
     close (s->listen_fd);
   free (s);
@@ -615,4 +574,25 @@ size_t
 ttrpc_server_connection_count (const struct ttrpc_server *s)
 {
   return s->n_conns;
+}
+
+void
+ttrpc_server_set_limits (struct ttrpc_server *s, const struct ttrpc_limits *limits)
+{
+  bool was_over = server_over_budget (s);
+  s->limits = *limits;
+  server_budget_changed (s, was_over);
+}
+
+size_t
+ttrpc_server_memory (const struct ttrpc_server *s)
+{
+  return s->used;
+}
+
+void
+ttrpc_server_on_close (struct ttrpc_server *s, ttrpc_closed_fn cb, void *arg)
+{
+  s->closed_cb = cb;
+  s->closed_arg = arg;
 }

@@ -31,6 +31,26 @@ struct ttrpc_method
   ttrpc_handler_fn handler;
 };
 
+/* What all clients together may make the server hold (docs/protocol.md, "Memory"). Charged
+ * to the budget: each connection's unparsed input and pending output, and each request read
+ * but not yet answered (its frame plus TTRPC_CALL_OVERHEAD). */
+struct ttrpc_limits
+{
+  size_t budget; /* bytes charged by all connections together */
+  /* Over budget, a connection holding at least this is paused (not read) until the budget
+   * frees; one holding less is still read, so containerd's small calls keep being served. */
+  size_t conn_reserve;
+  size_t max_conns; /* a connection beyond this many is closed at once */
+  /* Over budget, a connection holding at least conn_reserve that moved no byte for this
+   * long is closed. */
+  unsigned stall_ms;
+};
+#define TTRPC_BUDGET (32u << 20)
+#define TTRPC_CONN_RESERVE (64u << 10)
+#define TTRPC_MAX_CONNS 128
+#define TTRPC_STALL_MS 10000
+#define TTRPC_CALL_OVERHEAD 512
+
 /* Takes ownership of listen_fd (already bound and listening; closed on failure too).
  * methods must outlive the server. Peers whose effective uid/gid differ from ours are
  * rejected (SO_PEERCRED). */
@@ -44,6 +64,14 @@ void ttrpc_server_add_service (struct ttrpc_server *s, const struct ttrpc_method
 /* Closes the listener and every connection; parked calls stay valid (answers become no-ops). */
 void ttrpc_server_free (struct ttrpc_server *s);
 size_t ttrpc_server_connection_count (const struct ttrpc_server *s);
+/* Replaces the limits (the defaults above apply until then). */
+void ttrpc_server_set_limits (struct ttrpc_server *s, const struct ttrpc_limits *limits);
+/* Bytes charged to the budget now. */
+size_t ttrpc_server_memory (const struct ttrpc_server *s);
+/* cb runs after each connection closes, with the number still open (not while the server is
+ * freed); it must not free the server. NULL removes it. */
+typedef void (*ttrpc_closed_fn) (size_t remaining, void *arg);
+void ttrpc_server_on_close (struct ttrpc_server *s, ttrpc_closed_fn cb, void *arg);
 
 /* Metadata value for key, or NULL. */
 const char *ttrpc_call_metadata (const struct ttrpc_call *call, const char *key);

@@ -5,9 +5,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 /* One read never asks the evbuffer for more than this: reserving the full room of a
@@ -193,4 +195,24 @@ ttrpc_io_write (struct evbuffer *out, int fd)
       evbuffer_drain (out, (size_t) w);
     }
   return 0;
+}
+
+bool
+ttrpc_io_peer_allowed (int fd)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    {
+      log_warn ("ttrpc: rejected connection: SO_PEERCRED: %s", strerror (errno));
+      return false;
+    }
+  if (cred.uid != geteuid () || cred.gid != getegid ())
+    {
+      log_warn ("ttrpc: rejected connection from pid %d uid %u gid %u: invalid credentials",
+                (int) cred.pid, (unsigned) cred.uid, (unsigned) cred.gid);
+      return false;
+    }
+  return true;
 }

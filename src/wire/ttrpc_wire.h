@@ -79,5 +79,8 @@ size_t ttrpc_reader_room (const struct evbuffer *in);
  * vanished peer is an error instead of SIGPIPE: 0 (including EAGAIN), -1 with errno. */
 ssize_t ttrpc_io_read (struct evbuffer *in, int fd, size_t max);
 int ttrpc_io_write (struct evbuffer *out, int fd);
+/* Whether the peer of a connected unix socket has our effective uid and gid (SO_PEERCRED),
+ * as ttrpc's UnixSocketRequireSameUser checks; a refusal is logged. */
+bool ttrpc_io_peer_allowed (int fd);
 
 #endif

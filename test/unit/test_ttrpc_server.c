@@ -62,6 +62,8 @@ struct fx
   struct ttrpc_call *parked[MAX_PARKED];
   size_t n_parked;
   struct raw_client rc;
+  size_t n_closed; /* ttrpc_server_on_close calls */
+  size_t closed_remaining;
 };
 
 /* Handlers. */
@@ -159,8 +161,9 @@ rc_record (struct raw_client *rc, const struct ttrpc_frame *f)
 {
   assert_int_equal (f->header.type, TTRPC_TYPE_RESPONSE);
   assert_int_equal (f->header.flags, 0);
-  assert_true (rc->n_resps < MAX_RESPS);
-  struct resp *r = &rc->resps[rc->n_resps++];
+  /* past MAX_RESPS responses are counted, not kept */
+  struct resp spare, *r = rc->n_resps < MAX_RESPS ? &rc->resps[rc->n_resps] : &spare;
+  rc->n_resps++;
   Ttrpc__Response *resp = ttrpc__response__unpack (NULL, f->header.length, f->data);
   assert_non_null (resp);
   /* status is always present, also on success */
@@ -208,15 +211,16 @@ rc_write_cb (evutil_socket_t fd, short what, void *arg)
 {
   struct raw_client *rc = arg;
   (void) what;
-  assert_int_equal (ttrpc_io_write (rc->out, fd), 0);
+  /* the server closed a connection it found stalled */
+  if (ttrpc_io_write (rc->out, fd) < 0)
+    evbuffer_drain (rc->out, evbuffer_get_length (rc->out));
   if (evbuffer_get_length (rc->out) == 0)
     event_del (rc->write_ev);
 }
 
 static void
-rc_connect (struct fx *fx)
+rc_connect_to (struct fx *fx, struct raw_client *rc)
 {
-  struct raw_client *rc = &fx->rc;
   struct sockaddr_un sa = unix_addr (fx->path);
   rc->fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   assert_true (rc->fd >= 0);
@@ -226,6 +230,12 @@ rc_connect (struct fx *fx)
   rc->in = evbuffer_new ();
   rc->out = evbuffer_new ();
   event_add (rc->read_ev, NULL);
+}
+
+static void
+rc_connect (struct fx *fx)
+{
+  rc_connect_to (fx, &fx->rc);
 }
 
 static void
@@ -628,6 +638,236 @@ test_peer_credentials_rejected (void **state)
   assert_int_equal (ttrpc_server_connection_count (fx->server), 1);
 }
 
+/* Memory budget, connection cap, close callback. */
+
+#define T_BUDGET (64u << 10)
+#define T_RESERVE (8u << 10)
+
+static void
+set_limits (struct fx *fx, size_t max_conns, unsigned stall_ms)
+{
+  struct ttrpc_limits l = { T_BUDGET, T_RESERVE, max_conns, stall_ms };
+  ttrpc_server_set_limits (fx->server, &l);
+}
+
+/* Sends the header of a Request frame of length bytes and the first sent bytes of its data. */
+static void
+rc_send_partial (struct raw_client *rc, uint32_t id, size_t length, size_t sent)
+{
+  uint8_t raw[TTRPC_HEADER_LEN];
+  struct ttrpc_header h = { .length = length, .stream_id = id, .type = TTRPC_TYPE_REQUEST };
+  cleanup_free char *junk = xcalloc (1, sent);
+
+  ttrpc_header_encode (&h, raw);
+  evbuffer_add (rc->out, raw, sizeof raw);
+  evbuffer_add (rc->out, junk, sent);
+  event_add (rc->write_ev, NULL);
+}
+
+static size_t want_memory;
+
+static bool
+memory_is (void *arg)
+{
+  struct fx *fx = arg;
+  return ttrpc_server_memory (fx->server) == want_memory;
+}
+
+static void
+wait_memory (struct fx *fx, size_t n)
+{
+  want_memory = n;
+  run_until_or_fail (fx->base, memory_is, fx);
+}
+
+static size_t want_conns;
+
+static bool
+conns_are (void *arg)
+{
+  struct fx *fx = arg;
+  return ttrpc_server_connection_count (fx->server) == want_conns;
+}
+
+static void
+wait_conns (struct fx *fx, size_t n)
+{
+  want_conns = n;
+  run_until_or_fail (fx->base, conns_are, fx);
+}
+
+static bool
+client_eof (void *arg)
+{
+  return ((struct raw_client *) arg)->eof;
+}
+
+static bool
+client_answered (void *arg)
+{
+  return ((struct raw_client *) arg)->n_resps > 0 || ((struct raw_client *) arg)->eof;
+}
+
+static void
+test_budget_accounting (void **state)
+{
+  struct fx *fx = *state;
+  Ttrpc__KeyValue out = TTRPC__KEY_VALUE__INIT;
+
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+  size_t before = evbuffer_get_length (fx->rc.out);
+  rc_send (&fx->rc, 1, "Park", "a", "ns");
+  size_t frame = evbuffer_get_length (fx->rc.out) - before - TTRPC_HEADER_LEN;
+  wait_parked (fx, 1);
+  /* a call holds its request, decoded, until it is answered */
+  assert_int_equal (ttrpc_server_memory (fx->server), 2 * frame + TTRPC_CALL_OVERHEAD);
+  ttrpc_call_reply (steal_ptr (&fx->parked[0]), &out.base);
+  /* the answer went out at once */
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+  wait_resps (fx, 1);
+  /* unparsed input: the header and the data so far */
+  rc_send_partial (&fx->rc, 3, 1000, 300);
+  wait_memory (fx, TTRPC_HEADER_LEN + 300);
+  rc_close (&fx->rc);
+  wait_conns (fx, 0);
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+}
+
+static void
+test_budget_pause_and_resume (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client hog = { .fd = -1 }, big = { .fd = -1 };
+  cleanup_free char *key = xmalloc (40 << 10);
+
+  set_limits (fx, TTRPC_MAX_CONNS, TTRPC_STALL_MS);
+  rc_connect_to (fx, &hog);
+  rc_send_partial (&hog, 1, 100 << 10, 60 << 10);
+  wait_memory (fx, TTRPC_HEADER_LEN + (60 << 10));
+  /* a whole request too large for what is left: read up to the reserve, then paused */
+  memset (key, 'k', (40 << 10) - 1);
+  key[(40 << 10) - 1] = '\0';
+  rc_connect_to (fx, &big);
+  rc_send (&big, 1, "Echo", key, "ns");
+  wait_memory (fx, TTRPC_HEADER_LEN + (60 << 10) + T_RESERVE);
+  /* over budget, a small call on another connection is still served */
+  rc_send (&fx->rc, 1, "Echo", "small", "ns");
+  wait_resps (fx, 1);
+  expect_resp (fx, 0, 1, 0, "");
+  assert_int_equal (big.n_resps, 0);
+  assert_int_equal (ttrpc_server_memory (fx->server), TTRPC_HEADER_LEN + (60 << 10) + T_RESERVE);
+  /* the budget frees: the paused request is read and answered */
+  rc_close (&hog);
+  run_until_or_fail (fx->base, client_answered, &big);
+  assert_int_equal (big.n_resps, 1);
+  assert_int_equal (big.resps[0].code, 0);
+  assert_int_equal (ttrpc_server_connection_count (fx->server), 2);
+  rc_close (&big);
+}
+
+/* Partial frames that fill the budget wait for each other: closed once stalled. */
+static void
+test_budget_close_stalled_input (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client hog = { .fd = -1 };
+
+  set_limits (fx, TTRPC_MAX_CONNS, 100);
+  rc_connect_to (fx, &hog);
+  wait_conns (fx, 2);
+  rc_send_partial (&hog, 1, 100 << 10, 80 << 10);
+  run_until_or_fail (fx->base, client_eof, &hog);
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+  /* the idle client, holding nothing, stays */
+  rc_send (&fx->rc, 1, "Echo", "after", "ns");
+  wait_resps (fx, 1);
+  assert_int_equal (ttrpc_server_connection_count (fx->server), 1);
+  rc_close (&hog);
+}
+
+/* A peer that sends requests but never reads the answers is closed once stalled. */
+static void
+test_budget_close_unread_output (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client hog = { .fd = -1 };
+  char key[4096];
+
+  set_limits (fx, TTRPC_MAX_CONNS, 100);
+  rc_connect_to (fx, &hog);
+  wait_conns (fx, 2);
+  event_del (hog.read_ev);
+  memset (key, 'k', sizeof key - 1);
+  key[sizeof key - 1] = '\0';
+  for (uint32_t i = 0; i < 100; i++)
+    rc_send (&hog, 1 + 2 * i, "Echo", key, "ns");
+  wait_conns (fx, 1);
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+  rc_send (&fx->rc, 1, "Echo", "after", "ns");
+  wait_resps (fx, 1);
+  rc_close (&hog);
+}
+
+static void
+test_connection_cap (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client second = { .fd = -1 }, third = { .fd = -1 };
+
+  set_limits (fx, 2, TTRPC_STALL_MS);
+  rc_connect_to (fx, &second);
+  wait_conns (fx, 2);
+  /* one too many: closed at once */
+  rc_connect_to (fx, &third);
+  run_until_or_fail (fx->base, client_eof, &third);
+  assert_int_equal (ttrpc_server_connection_count (fx->server), 2);
+  rc_send (&second, 1, "Echo", "two", "ns");
+  run_until_or_fail (fx->base, client_answered, &second);
+  assert_int_equal (second.resps[0].code, 0);
+  /* a slot frees: the next one is served */
+  rc_close (&second);
+  wait_conns (fx, 1);
+  rc_close (&third);
+  third = (struct raw_client){ .fd = -1 };
+  rc_connect_to (fx, &third);
+  rc_send (&third, 1, "Echo", "three", "ns");
+  run_until_or_fail (fx->base, client_answered, &third);
+  assert_int_equal (third.resps[0].code, 0);
+  rc_close (&third);
+}
+
+static void
+closed_cb (size_t remaining, void *arg)
+{
+  struct fx *fx = arg;
+  fx->n_closed++;
+  fx->closed_remaining = remaining;
+}
+
+static void
+test_close_callback (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client second = { .fd = -1 };
+
+  ttrpc_server_on_close (fx->server, closed_cb, fx);
+  rc_connect_to (fx, &second);
+  wait_conns (fx, 2);
+  rc_close (&fx->rc);
+  wait_conns (fx, 1);
+  assert_int_equal (fx->n_closed, 1);
+  assert_int_equal (fx->closed_remaining, 1);
+  rc_close (&second);
+  wait_conns (fx, 0);
+  assert_int_equal (fx->n_closed, 2);
+  assert_int_equal (fx->closed_remaining, 0);
+  /* not called while the server is freed */
+  rc_connect (fx);
+  wait_conns (fx, 1);
+  ttrpc_server_free (steal_ptr (&fx->server));
+  assert_int_equal (fx->n_closed, 2);
+}
+
 int
 main (void)
 {
@@ -647,6 +887,12 @@ main (void)
     cmocka_unit_test_setup_teardown (test_streaming_refused, setup, teardown),
     cmocka_unit_test_setup_teardown (test_second_connection, setup, teardown),
     cmocka_unit_test_setup_teardown (test_peer_credentials_rejected, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_budget_accounting, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_budget_pause_and_resume, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_budget_close_stalled_input, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_budget_close_unread_output, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_connection_cap, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_close_callback, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
