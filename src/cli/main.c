@@ -31,9 +31,8 @@
  * `start` and Create, or never sent Shutdown. */
 #define IDLE_EXIT_S 60
 /* How long a shim whose end containerd asked for waits for containerd to close its
- * connections, checked every EXIT_LINGER_TICK_MS. */
+ * connections. */
 #define EXIT_LINGER_MS 2000
-#define EXIT_LINGER_TICK_MS 10
 
 struct daemon
 {
@@ -43,7 +42,6 @@ struct daemon
   struct sandbox_service *sandbox;
   struct ttrpc_server *server;
   struct event *linger;
-  uint64_t linger_deadline;
   bool was_idle;
   bool exiting;
 };
@@ -108,17 +106,23 @@ task_count (void *arg)
   return task_service_container_count (((struct daemon *) arg)->tasks);
 }
 
+/* The last connection closed, or EXIT_LINGER_MS passed. */
 static void
 linger_cb (evutil_socket_t fd, short what, void *arg)
 {
   struct daemon *d = arg;
   (void) fd;
   (void) what;
-  if (ttrpc_server_connection_count (d->server) == 0 || now_monotonic_ms () >= d->linger_deadline)
-    {
-      event_del (d->linger);
-      request_exit (&d->shim);
-    }
+  ttrpc_server_on_close (d->server, NULL, NULL);
+  request_exit (&d->shim);
+}
+
+static void
+connection_closed (size_t remaining, void *arg)
+{
+  struct daemon *d = arg;
+  if (remaining == 0)
+    event_active (d->linger, EV_TIMEOUT, 0);
 }
 
 /* After the reply that ends a sandbox's shim, containerd closes its connection itself;
@@ -129,10 +133,11 @@ exit_when_disconnected (void *arg)
   struct daemon *d = arg;
   if (d->linger)
     return;
-  d->linger_deadline = now_monotonic_ms () + EXIT_LINGER_MS;
-  d->linger = xevent_new (d->shim.base, -1, EV_PERSIST, linger_cb, d);
-  struct timeval tv = timeval_from_ms (EXIT_LINGER_TICK_MS);
+  d->linger = xevtimer_new (d->shim.base, linger_cb, d);
+  struct timeval tv = timeval_from_ms (EXIT_LINGER_MS);
   event_add (d->linger, &tv);
+  ttrpc_server_on_close (d->server, connection_closed, d);
+  connection_closed (ttrpc_server_connection_count (d->server), d);
 }
 
 /* containerd 2.x sends no Shutdown after deleting a task of a sandbox. */
