@@ -69,7 +69,7 @@ struct ttrpc_server
   struct ttrpc_limits limits;
   size_t used; /* sum of the connections' held */
   size_t peak; /* highest used since the last trim */
-  struct event *stall_ev; /* pending while over budget */
+  struct event *stall_ev; /* pending while used >= conn_reserve */
   struct event *resume_ev; /* made active when the budget frees */
   struct event *trim_ev;
   ttrpc_closed_fn closed_cb;
@@ -88,22 +88,22 @@ server_over_budget (const struct ttrpc_server *s)
   return s->used >= s->limits.budget;
 }
 
-/* Arms what follows a change of the total: the stall check while over budget, the resume of
- * paused connections when it frees, a trim after a large release. */
+/* Arms what follows a change of the total: the stall check while some connection may hold
+ * its reserve, the resume of paused connections when the budget frees, a trim after a large
+ * release. */
 static void
 server_budget_changed (struct ttrpc_server *s, bool was_over)
 {
-  bool over = server_over_budget (s);
-  if (over && !was_over)
+  bool watch = s->used >= s->limits.conn_reserve;
+  if (watch && !event_pending (s->stall_ev, EV_TIMEOUT, NULL))
     {
       struct timeval tick = timeval_from_ms (s->limits.stall_ms / 4 + 1);
       event_add (s->stall_ev, &tick);
     }
-  else if (!over && was_over)
-    {
-      event_del (s->stall_ev);
-      event_active (s->resume_ev, EV_TIMEOUT, 0);
-    }
+  else if (!watch)
+    event_del (s->stall_ev);
+  if (was_over && !server_over_budget (s))
+    event_active (s->resume_ev, EV_TIMEOUT, 0);
   if (s->peak - s->used >= TRIM_MIN && !evtimer_pending (s->trim_ev, NULL))
     {
       struct timeval tv = timeval_from_ms (TRIM_DELAY_MS);
@@ -418,9 +418,9 @@ conn_stalled (const struct ttrpc_conn *conn, uint64_t now)
   return conn->held >= l->conn_reserve && now - conn->progress_ms >= l->stall_ms;
 }
 
-/* Over budget, closes the connections that hold memory without progress. Those that wait for
- * the budget go only when no other can: partial frames that fill the budget together would
- * otherwise wait for each other forever. */
+/* Closes the connections that hold memory without progress. Those that only wait for the
+ * budget go when no other can: partial frames that fill the budget together would otherwise
+ * wait for each other forever. */
 static void
 server_stall_cb (evutil_socket_t fd, short what, void *arg)
 {
@@ -431,7 +431,7 @@ server_stall_cb (evutil_socket_t fd, short what, void *arg)
   (void) fd;
   (void) what;
 
-  for (int waiting = 0; waiting < 2 && closed == 0 && server_over_budget (s); waiting++)
+  for (int waiting = 0; waiting < 2 && closed == 0; waiting++)
     LIST_FOREACH_SAFE (conn, &s->conns, link, next)
     {
       if (!conn_stalled (conn, now) || conn_waits_for_budget (conn) != waiting)

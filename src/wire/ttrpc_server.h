@@ -37,12 +37,13 @@ struct ttrpc_method
 struct ttrpc_limits
 {
   size_t budget; /* bytes charged by all connections together */
-  /* Over budget, a connection holding at least this is paused (not read) until the budget
-   * frees; one holding less is still read, so containerd's small calls keep being served. */
+  /* Reads never take the total past the budget, except that a connection holding less
+   * than this may read up to it: containerd's small calls are served while others fill the
+   * budget. A connection that may not read is paused until the budget frees. */
   size_t conn_reserve;
   size_t max_conns; /* a connection beyond this many is closed at once */
-  /* Over budget, a connection holding at least conn_reserve that moved no byte for this
-   * long is closed. */
+  /* A connection holding at least conn_reserve that moved no byte for this long is closed
+   * (one paused only for lack of budget, when no other is). */
   unsigned stall_ms;
 };
 #define TTRPC_BUDGET (32u << 20)

@@ -765,9 +765,30 @@ test_budget_pause_and_resume (void **state)
   rc_close (&big);
 }
 
+/* A partial frame that stops, within the budget: closed once stalled. */
+static void
+test_close_stalled_input (void **state)
+{
+  struct fx *fx = *state;
+  struct raw_client hog = { .fd = -1 };
+
+  set_limits (fx, TTRPC_MAX_CONNS, 100);
+  rc_connect_to (fx, &hog);
+  wait_conns (fx, 2);
+  rc_send_partial (&hog, 1, 30 << 10, 20 << 10);
+  run_until_or_fail (fx->base, client_eof, &hog);
+  assert_int_equal (ttrpc_server_memory (fx->server), 0);
+  /* one holding less than its reserve stays */
+  rc_send_partial (&fx->rc, 1, 1000, 300);
+  run_for_ms (fx->base, 300);
+  assert_int_equal (ttrpc_server_connection_count (fx->server), 1);
+  assert_int_equal (ttrpc_server_memory (fx->server), TTRPC_HEADER_LEN + 300);
+  rc_close (&hog);
+}
+
 /* Partial frames that fill the budget wait for each other: closed once stalled. */
 static void
-test_budget_close_stalled_input (void **state)
+test_budget_close_waiting (void **state)
 {
   struct fx *fx = *state;
   struct raw_client hog = { .fd = -1 };
@@ -889,7 +910,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_peer_credentials_rejected, setup, teardown),
     cmocka_unit_test_setup_teardown (test_budget_accounting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_budget_pause_and_resume, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_budget_close_stalled_input, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_close_stalled_input, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_budget_close_waiting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_budget_close_unread_output, setup, teardown),
     cmocka_unit_test_setup_teardown (test_connection_cap, setup, teardown),
     cmocka_unit_test_setup_teardown (test_close_callback, setup, teardown),
