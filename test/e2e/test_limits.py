@@ -97,10 +97,15 @@ def containerd_calls_answered(containerd, cid, pid, n):
 
 def assert_logged(containerd, cid, *texts):
     """The shim's warnings, as containerd copies them from its log FIFO (asynchronously)."""
-    def logged():
-        lines = containerd.log_tail(1 << 20, matching=(f'"id":"{cid}"',))
-        return all(f'"level":"warning","msg":"ttrpc: ' in lines and t in lines for t in texts)
-    wait_until(logged, timeout=10, what=f"the shim's warnings {texts} in containerd's log")
+    def missing():
+        lines = containerd.log_tail(1 << 20, matching=(f'"id":"{cid}"',)).splitlines()
+        warnings = [line for line in lines if '"level":"warning","msg":"ttrpc: ' in line]
+        return [t for t in texts if not any(t in w for w in warnings)]
+
+    try:
+        wait_until(lambda: not missing(), timeout=10, what="the shim's warnings")
+    except AssertionError:
+        raise AssertionError(f"not in containerd's log: {missing()}") from None
 
 
 @pytest.fixture
@@ -159,7 +164,11 @@ def test_misbehaving_clients(containerd, shim, scenario):
     finally:
         for c in clients:
             c.close()
-    assert_logged(containerd, cid, "paused: it holds", "without progress")
+    # 100 MiB of partial frames always exceed the budget; unread answers do unless the
+    # machine is too busy to produce them fast enough.
+    expected = ("without progress", "paused: it holds") if scenario == "partial" else (
+        "without progress",)
+    assert_logged(containerd, cid, *expected)
     if ASAN:
         pytest.skip(NO_RSS)
     assert peak < PEAK_BOUND_MIB << 10, f"peak RSS {peak} KiB (baseline {baseline} KiB)"
