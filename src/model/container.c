@@ -5,42 +5,12 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "base/util.h"
 #include "platform/cgroup.h"
 #include "platform/oom.h"
-#include "stdio/procio.h"
-#include "platform/reaper.h"
 #include "platform/spawn.h"
 #include "runtime/trace.h"
-#include "base/util.h"
-
-static void
-process_init (struct process *p, struct container *c, const char *exec_id)
-{
-  memset (p, 0, sizeof *p);
-  p->container = c;
-  p->exec_id = exec_id ? xstrdup (exec_id) : NULL;
-  p->state = PROCESS_CREATED;
-  TAILQ_INIT (&p->waiters);
-}
-
-static void
-process_release (struct process *p)
-{
-  struct waiter *w;
-  while ((w = TAILQ_FIRST (&p->waiters)))
-    {
-      TAILQ_REMOVE (&p->waiters, w, link);
-      free (w);
-    }
-  proc_io_free (p->io);
-  free (p->exec_id);
-  free (p->stdin_path);
-  free (p->stdout_path);
-  free (p->stderr_path);
-  if (p->spec_path)
-    unlink (p->spec_path);
-  free (p->spec_path);
-}
+#include "stdio/procio.h"
 
 struct container *
 container_new (const char *id, const char *bundle)
@@ -106,18 +76,6 @@ container_remove_exec (struct container *c, struct process *p)
   free (p);
 }
 
-const char *
-process_name (const struct process *p)
-{
-  return p->exec_id ? p->exec_id : p->container->id;
-}
-
-bool
-process_is_init (const struct process *p)
-{
-  return p->exec_id == NULL;
-}
-
 int
 process_check_resize (const struct process *p, shim_error_t *err)
 {
@@ -141,29 +99,28 @@ process_visible_state (const struct process *p)
   return p->state;
 }
 
-struct op *
-op_new (struct container *c, struct ttrpc_call *call, const void *req, void (*run) (struct op *op))
+void
+op_init (struct op *op, struct container *c, void (*run) (struct op *),
+         void (*free_op) (struct op *), model_done_fn done, void *arg)
 {
-  struct op *op = xcalloc (1, sizeof *op);
   op->container = c;
-  op->call = call;
-  op->req = req;
   op->run = run;
-  return op;
+  op->free_op = free_op;
+  op->done = done;
+  op->done_arg = arg;
 }
 
-static void
+void
 container_run_next (struct container *c)
 {
-  while (c->running_op == NULL && !TAILQ_EMPTY (&c->ops))
+  if (c->running_op == NULL && !TAILQ_EMPTY (&c->ops))
     {
       struct op *op = TAILQ_FIRST (&c->ops);
       TAILQ_REMOVE (&c->ops, op, link);
       c->running_op = op;
-      /* run() may finish synchronously and call container_op_done(), which frees op and
+      /* run() may finish synchronously and call container_op_finish(), which frees op and
        * possibly the container; nothing here touches either afterwards. */
       op->run (op);
-      return;
     }
 }
 
@@ -171,16 +128,33 @@ void
 container_submit (struct container *c, struct op *op)
 {
   TAILQ_INSERT_TAIL (&c->ops, op, link);
-  if (c->running_op == NULL)
-    container_run_next (c);
+  container_run_next (c);
 }
 
 void
-container_op_done (struct container *c)
+container_op_answer (struct container *c, const struct model_result *res, shim_error_t err)
 {
-  free (c->running_op);
+  struct op *op = c->running_op;
   c->running_op = NULL;
+  op->done (err ? NULL : res, err, op->done_arg);
+  op->free_op (op);
+}
+
+void
+container_op_finish (struct container *c, const struct model_result *res, shim_error_t err)
+{
+  container_op_answer (c, res, err);
   container_run_next (c);
+}
+
+void
+op_cancel (struct op *op, shim_error_t err)
+{
+  if (op->spawn)
+    spawn_cancel (op->spawn);
+  op->spawn = NULL;
+  op->done (NULL, err, op->done_arg);
+  op->free_op (op);
 }
 
 static bool
@@ -209,31 +183,6 @@ container_spec_kills_all_on_exit (const char *spec)
   return !own;
 }
 
-void
-process_record_exit (struct process *p, int status, const struct timespec *when)
-{
-  p->exited = true;
-  p->exit_status = wait_status_to_exit_code (status);
-  p->exited_at = *when;
-  p->watch = NULL;
-  p->state = process_next (p->state, PROCESS_EXIT);
-}
-
-void
-process_record_failed_start (struct process *p)
-{
-  p->start_failed = true;
-  /* No process came to be: its Waits are answered as for an exit (255), with no event. */
-  if (p->pid <= 0 && !p->exited)
-    {
-      /* Its stdio was never handed over: nothing to drain. */
-      proc_io_free (p->io);
-      p->io = NULL;
-      struct timespec now = now_realtime ();
-      process_record_exit (p, 255 << 8, &now);
-    }
-}
-
 static bool
 exit_ready (const struct process *p)
 {
@@ -256,24 +205,4 @@ container_next_exit (struct container *c)
   if (exit_ready (&c->init) && !exec_running && c->killing_all == NULL)
     return &c->init;
   return NULL;
-}
-
-void
-process_add_waiter (struct process *p, struct ttrpc_call *call)
-{
-  struct waiter *w = xmalloc (sizeof *w);
-  w->call = call;
-  TAILQ_INSERT_TAIL (&p->waiters, w, link);
-}
-
-struct ttrpc_call *
-process_pop_waiter (struct process *p)
-{
-  struct waiter *w = TAILQ_FIRST (&p->waiters);
-  if (w == NULL)
-    return NULL;
-  TAILQ_REMOVE (&p->waiters, w, link);
-  struct ttrpc_call *call = w->call;
-  free (w);
-  return call;
 }

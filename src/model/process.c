@@ -1,8 +1,13 @@
 #include "model/process.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
+#include "model/container.h"
+#include "stdio/procio.h"
 
 static const char *const state_names[PROCESS_N_STATES] = {
   [PROCESS_CREATED] = "created", [PROCESS_RUNNING] = "running", [PROCESS_PAUSED] = "paused",
@@ -134,4 +139,119 @@ const char *
 process_verb_name (enum process_verb verb)
 {
   return (unsigned) verb < PROCESS_N_VERBS ? verb_names[verb] : "unknown";
+}
+
+int
+process_apply (struct process *p, enum process_verb verb, shim_error_t *err)
+{
+  if (process_check (p->state, verb, err) < 0)
+    return -1;
+  p->state = process_next (p->state, verb);
+  return 0;
+}
+
+void
+process_move (struct process *p, enum process_verb verb)
+{
+  p->state = process_next (p->state, verb);
+}
+
+/* ---- the record ---- */
+
+void
+process_init (struct process *p, struct container *c, const char *exec_id)
+{
+  memset (p, 0, sizeof *p);
+  p->container = c;
+  p->exec_id = exec_id ? xstrdup (exec_id) : NULL;
+  p->state = PROCESS_CREATED;
+  TAILQ_INIT (&p->waiters);
+}
+
+void
+process_release (struct process *p)
+{
+  /* No Wait is dropped unanswered: it gets what the process recorded, as a stock shim's Wait
+   * returns once its process is gone. */
+  process_answer_waiters (p);
+  proc_io_free (p->io);
+  free (p->exec_id);
+  free (p->stdin_path);
+  free (p->stdout_path);
+  free (p->stderr_path);
+  if (p->spec_path)
+    unlink (p->spec_path);
+  free (p->spec_path);
+}
+
+const char *
+process_name (const struct process *p)
+{
+  return p->exec_id ? p->exec_id : p->container->id;
+}
+
+bool
+process_is_init (const struct process *p)
+{
+  return p->exec_id == NULL;
+}
+
+void
+process_record_exit (struct process *p, int status, const struct timespec *when)
+{
+  p->exited = true;
+  p->exit_status = wait_status_to_exit_code (status);
+  p->exited_at = *when;
+  p->watch = NULL;
+  process_move (p, PROCESS_EXIT);
+}
+
+void
+process_record_failed_start (struct process *p)
+{
+  p->start_failed = true;
+  /* No process came to be: its Waits are answered as for an exit (255), with no event. */
+  if (p->pid <= 0 && !p->exited)
+    {
+      /* Its stdio was never handed over: nothing to drain. */
+      proc_io_free (p->io);
+      p->io = NULL;
+      struct timespec now = now_realtime ();
+      process_record_exit (p, 255 << 8, &now);
+    }
+}
+
+/* ---- parked Waits ---- */
+
+void
+process_add_waiter (struct process *p, const struct waiter *w)
+{
+  struct waiter *copy = xmalloc (sizeof *copy);
+  *copy = *w;
+  TAILQ_INSERT_TAIL (&p->waiters, copy, link);
+}
+
+static void
+answer (struct process *p, struct waiter *w)
+{
+  TAILQ_REMOVE (&p->waiters, w, link);
+  w->done (p->exit_status, &p->exited_at, w->arg);
+  free (w);
+}
+
+void
+process_answer_waiters (struct process *p)
+{
+  struct waiter *w;
+  while ((w = TAILQ_FIRST (&p->waiters)))
+    answer (p, w);
+}
+
+void
+process_drop_gone_waiters (struct process *p)
+{
+  struct waiter *w, *tmp;
+  TAILQ_FOREACH_SAFE (w, &p->waiters, link, tmp)
+  if (w->gone && w->gone (w->arg))
+    answer (p, w);
 }

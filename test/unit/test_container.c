@@ -5,11 +5,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "model/container.h"
 #include "model/process.h"
+#include "base/util.h"
 
 static void
 expect_refused (enum process_state s, enum process_verb v, int code, const char *msg)
@@ -281,19 +283,52 @@ test_signal_exit_status (void **state)
 }
 
 static int run_order[4];
-static int n_run;
+static int n_run, n_done, n_freed;
+
+/* A typed op as the model makes them: the generic op first, then its own fields. */
+struct test_op
+{
+  struct op op;
+  int n;
+};
 
 static void
 op_sync (struct op *op)
 {
-  run_order[n_run++] = (int) (intptr_t) op->req;
-  container_op_done (op->container);
+  run_order[n_run++] = ((struct test_op *) op)->n;
+  struct model_result r = { 0 };
+  container_op_finish (op->container, &r, NULL);
 }
 
 static void
 op_async (struct op *op)
 {
-  run_order[n_run++] = (int) (intptr_t) op->req;
+  run_order[n_run++] = ((struct test_op *) op)->n;
+}
+
+static void
+op_free (struct op *op)
+{
+  n_freed++;
+  free (op);
+}
+
+static void
+op_done (const struct model_result *res, shim_error_t err, void *arg)
+{
+  (void) arg;
+  assert_non_null (res);
+  assert_null (err);
+  n_done++;
+}
+
+static struct op *
+test_op_new (struct container *c, int n, void (*run) (struct op *))
+{
+  struct test_op *t = xcalloc (1, sizeof *t);
+  op_init (&t->op, c, run, op_free, op_done, NULL);
+  t->n = n;
+  return &t->op;
 }
 
 static void
@@ -301,19 +336,23 @@ test_op_queue (void **state)
 {
   (void) state;
   struct container *c = container_new ("c1", "/b");
-  n_run = 0;
-  container_submit (c, op_new (c, NULL, (void *) 1, op_async));
-  container_submit (c, op_new (c, NULL, (void *) 2, op_sync));
-  container_submit (c, op_new (c, NULL, (void *) 3, op_async));
+  n_run = n_done = n_freed = 0;
+  container_submit (c, test_op_new (c, 1, op_async));
+  container_submit (c, test_op_new (c, 2, op_sync));
+  container_submit (c, test_op_new (c, 3, op_async));
   /* Only the first runs until it is done. */
   assert_int_equal (n_run, 1);
-  container_op_done (c);
+  struct model_result r = { 0 };
+  container_op_finish (c, &r, NULL);
   assert_int_equal (n_run, 3);
   assert_int_equal (run_order[0], 1);
   assert_int_equal (run_order[1], 2);
   assert_int_equal (run_order[2], 3);
-  container_op_done (c);
+  container_op_finish (c, &r, NULL);
   assert_null (c->running_op);
+  /* Each op was answered once and freed once, by its own free hook. */
+  assert_int_equal (n_done, 3);
+  assert_int_equal (n_freed, 3);
   container_free (c);
 }
 
