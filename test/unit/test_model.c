@@ -222,12 +222,24 @@ kill_leftovers (struct fx *f)
     fclose (fp);
 }
 
+/* No child is left: a cancelled runtime call frees its spawn only once it is reaped. */
+static bool
+no_children (void *arg)
+{
+  (void) arg;
+  cleanup_free char *path = xasprintf ("/proc/self/task/%d/children", (int) getpid ());
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  return read_file (path, 4096, &text, &len, NULL) == 0 && len == 0;
+}
+
 static int
 teardown (void **state)
 {
   struct fx *f = *state;
   model_free (f->m);
   kill_leftovers (f);
+  run_until (f->base, no_children, NULL, 5000);
   loop_with_reaper_free (f->base, f->reaper);
   remove_tree (f->dir);
   free (f->fake);
