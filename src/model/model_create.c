@@ -117,6 +117,7 @@ create_io_ready_cb (shim_error_t err, void *arg)
   int fds[3];
   proc_io_runtime_fds (c->init.io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
+  c->init.spawned_ms = now_monotonic_ms ();
   k->op.spawn = model_run (c, &rc, &io, create_done_cb, k, &err);
   if (k->op.spawn == NULL)
     create_failed (c, err);

@@ -137,7 +137,8 @@ model_watch_pid_file (struct process *p, const char *pid_file, shim_error_t *err
   cleanup_free char *text = NULL;
   if (read_file (pid_file, 64, &text, NULL, err) < 0 || runtime_parse_pid (text, &p->pid, err) < 0)
     return shim_error_wrap (err, "read pid of %s", process_name (p));
-  p->watch = reaper_watch (p->container->model->cfg.reaper, p->pid, process_exit_cb, p);
+  p->watch = reaper_watch_since (p->container->model->cfg.reaper, p->pid, p->spawned_ms,
+                                 process_exit_cb, p);
   if (p->watch == NULL)
     return shim_error_make (err, 0, SHIM_INTERNAL, "watch pid %d of %s", (int) p->pid,
                             process_name (p));

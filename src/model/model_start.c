@@ -197,6 +197,7 @@ start_with_io (struct start_op *s, struct process *p, shim_error_t *err)
   int fds[3];
   proc_io_runtime_fds (p->io, fds);
   struct runtime_io io = { .stdin_fd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2] };
+  p->spawned_ms = now_monotonic_ms ();
   return model_run (c, &rc, &io, start_done_cb, s, err);
 }
 

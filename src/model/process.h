@@ -7,6 +7,7 @@
 
 #include <bsd/sys/queue.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -64,6 +65,9 @@ struct process
   char *spec_path; /* exec: process spec file handed to the runtime */
   struct proc_io *io;
   struct reaper_watch *watch;
+  /* When the runtime call that made it started (CLOCK_MONOTONIC ms): an exit the reaper cached
+   * before then is an earlier process's whose pid was reused. */
+  uint64_t spawned_ms;
   bool starting; /* Start's runtime call in flight: an exit waits for its start event */
   bool started; /* TaskStart / TaskExecStarted published */
   bool start_failed; /* start never happened: no exit event, waiters still answered */

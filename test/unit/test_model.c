@@ -615,6 +615,34 @@ test_exit_before_watch (void **state)
   assert_events (f, want);
 }
 
+/* A pid reused by an exec whose earlier owner's exit is still in the reaper's cache: that
+ * exit is older than the exec's runtime call and is not the exec's. */
+static void
+test_pid_reuse_stale_exit (void **state)
+{
+  struct fx *f = *state;
+  create (f);
+  verb (f, model_start, NULL);
+  pid_t old = fork ();
+  if (old == 0)
+    _exit (9);
+  run_until_or_fail (f->base, pid_reaped, &old); /* reaped: its exit is cached */
+  /* The exec's call starts in a later millisecond than that reap (the cache's clock). */
+  for (uint64_t t = now_monotonic_ms (); now_monotonic_ms () == t;)
+    ;
+  char text[16];
+  snprintf (text, sizeof text, "%d", (int) old);
+  touch (f, "exec-pid", text);
+  exec_ (f, "e1");
+  assert_int_equal (verb (f, model_start, "e1")->code, SHIM_OK);
+  assert_int_equal (pid_of (f, "e1"), old);
+  /* A cached exit would be delivered on the next loop turn. */
+  run_for_ms (f->base, 50);
+  assert_int_equal (state_of (f, "e1"), PROCESS_RUNNING);
+  const char *want[] = { "started c1", "exec_added c1/e1", "started c1/e1", NULL };
+  assert_events (f, want);
+}
+
 /* The default CRIU work dir is gone before the container's next op runs. */
 static void
 test_checkpoint_work_dir_removed (void **state)
@@ -650,6 +678,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_exec_without_pid_file_killed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exec_watch_failure, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_before_watch, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_pid_reuse_stale_exit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_checkpoint_work_dir_removed, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
