@@ -1,4 +1,5 @@
 #include "service/sandbox_service.h"
+#include "service/methods.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -428,11 +429,7 @@ handle_metrics (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
 
 /* ---- method table ---- */
 
-static const struct
-{
-  const char *method;
-  ttrpc_handler_fn fn;
-} handlers[] = {
+static const struct method_handler handlers[] = {
   { "CreateSandbox", handle_create },   { "StartSandbox", handle_start },
   { "Platform", handle_platform },      { "StopSandbox", handle_stop },
   { "WaitSandbox", handle_wait },       { "SandboxStatus", handle_status },
@@ -440,7 +437,7 @@ static const struct
   { "SandboxMetrics", handle_metrics },
 };
 
-/* Built from the generated service descriptor so names and input types cannot drift. */
+/* Built once, from the generated service descriptor; methods we do not serve are left out. */
 const struct ttrpc_method *
 sandbox_service_methods (size_t *n)
 {
@@ -448,11 +445,8 @@ sandbox_service_methods (size_t *n)
   static size_t count;
   const ProtobufCServiceDescriptor *sd = &containerd__runtime__sandbox__v1__sandbox__descriptor;
   if (count == 0)
-    for (unsigned m = 0; m < sd->n_methods; m++)
-      for (size_t h = 0; h < ARRAY_SIZE (handlers); h++)
-        if (strcmp (handlers[h].method, sd->methods[m].name) == 0 && count < ARRAY_SIZE (table))
-          table[count++] = (struct ttrpc_method){ SERVICE, sd->methods[m].name,
-                                                  sd->methods[m].input, handlers[h].fn };
+    count = methods_build (sd, SERVICE, handlers, ARRAY_SIZE (handlers), NULL, table, 0,
+                           ARRAY_SIZE (table));
   *n = count;
   return table;
 }

@@ -11,8 +11,8 @@
 #include "base/ident.h"
 #include "base/util.h"
 #include "containerd/task/v2/task.pb-c.h"
-#include "cshim/ids.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
+#include "service/methods.h"
 #include "service/shim.h"
 #include "service/task_internal.h"
 #include "wire/ttrpc_server.h"
@@ -101,50 +101,61 @@ handle_unimplemented (struct ttrpc_call *call, const ProtobufCMessage *msg, void
   ttrpc_call_fail (call, &err);
 }
 
-/* ---- method table ---- */
+/* ---- the id checks every call passes ---- */
 
-struct handler_entry
+static int
+read_varint (const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-  const char *method;
-  ttrpc_handler_fn fn;
-};
+  *v = 0;
+  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7)
+    {
+      uint8_t b = *(*p)++;
+      *v |= (uint64_t) (b & 0x7f) << shift;
+      if (!(b & 0x80))
+        return 0;
+    }
+  return -1;
+}
 
-static const struct handler_entry handlers[] = {
-  { "State", task_handle_state },
-  { "Create", task_handle_create },
-  { "Start", task_handle_start },
-  { "Delete", task_handle_delete },
-  { "Pids", task_handle_pids },
-  { "Pause", task_handle_pause },
-  { "Resume", task_handle_resume },
-  { "Checkpoint", task_handle_checkpoint },
-  { "Kill", task_handle_kill },
-  { "Exec", task_handle_exec },
-  { "ResizePty", task_handle_resize_pty },
-  { "CloseIO", task_handle_close_io },
-  { "Stats", task_handle_stats },
-  { "Update", task_handle_update },
-  { "Wait", task_handle_wait },
-  { "Connect", handle_connect },
-  { "Shutdown", handle_shutdown },
-};
-
-static const char *const service_names[] = { "containerd.task.v2.Task", "containerd.task.v3.Task" };
-
-static ttrpc_handler_fn
-handler_for (const char *method)
+/* The bytes of fields 1 (id) and 2 (exec_id) of a request as they came on the wire: the
+ * decoded request has them as C strings, which end at a NUL the wire allows. False when
+ * either field is not length-delimited in this request (Shutdown's `now`): nothing to check.
+ * The request was decoded already, so the payload is well-formed. */
+static bool
+wire_ids (ProtobufCBinaryData payload, ProtobufCBinaryData ids[2])
 {
-  for (size_t i = 0; i < ARRAY_SIZE (handlers); i++)
-    if (strcmp (handlers[i].method, method) == 0)
-      return handlers[i].fn;
-  return handle_unimplemented;
+  const uint8_t *p = payload.data, *end = p + payload.len;
+  ids[0] = ids[1] = (ProtobufCBinaryData){ 0, NULL };
+  while (p < end)
+    {
+      uint64_t tag, len = 0;
+      if (read_varint (&p, end, &tag) < 0)
+        return false;
+      unsigned field = (unsigned) (tag >> 3), type = tag & 7;
+      bool id = field == 1 || field == 2;
+      if ((id && type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+          || (type == PROTOBUF_C_WIRE_TYPE_VARINT && read_varint (&p, end, &len) < 0))
+        return false;
+      if (type == PROTOBUF_C_WIRE_TYPE_VARINT)
+        continue;
+      if (type == PROTOBUF_C_WIRE_TYPE_64BIT || type == PROTOBUF_C_WIRE_TYPE_32BIT)
+        len = type == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
+      else if (type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || read_varint (&p, end, &len) < 0)
+        return false;
+      if (len > (uint64_t) (end - p))
+        return false;
+      if (id)
+        ids[field - 1] = (ProtobufCBinaryData){ len, (uint8_t *) p };
+      p += len;
+    }
+  return true;
 }
 
 /* An id that names something new (Create's container id, Exec's exec id) must be a
  * containerd identifier: it becomes file names and runtime arguments, so anything else is
  * InvalidArgument before any handler runs. Any other id that is not one names nothing the
  * shim serves: NotFound, as the lookup would answer, whatever a C string (cut at a NUL) would
- * have found. The ids are read again as bytes for that; empty ids are left to the handlers. */
+ * have found. Empty ids are left to the handlers. */
 static int
 check_id (const ProtobufCBinaryData *id, bool names_new, bool exec, shim_error_t *err)
 {
@@ -159,48 +170,90 @@ check_id (const ProtobufCBinaryData *id, bool names_new, bool exec, shim_error_t
   return shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
 }
 
-static int
-check_ids (struct ttrpc_call *call, const ProtobufCMessage *msg, shim_error_t *err)
+enum
 {
-  const char *method = ttrpc_call_method (call);
-  /* Connect answers for any id (task_pid 0 when it serves none). */
-  if (strcmp (method, "Connect") == 0)
-    return 0;
-  ProtobufCBinaryData payload = ttrpc_call_payload (call);
-  Cshim__TaskIds *ids = cshim__task_ids__unpack (NULL, payload.len, payload.data);
-  if (ids == NULL) /* field 2 is not a string in this request (Shutdown's `now`) */
-    return 0;
-  int ret = check_id (&ids->id, strcmp (method, "Create") == 0, false, err);
-  if (ret == 0 && protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "exec_id"))
-    ret = check_id (&ids->exec_id, strcmp (method, "Exec") == 0, true, err);
-  cshim__task_ids__free_unpacked (ids, NULL);
-  return ret;
-}
+  NEW_ID = 1, /* Create: the container id names a new container */
+  NEW_EXEC = 2, /* Exec: the exec id names a new process */
+};
 
-static void
-handle_checked (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)
+/* True when call may go on to its handler; else it was failed. */
+static bool
+ids_ok (struct ttrpc_call *call, const ProtobufCMessage *msg, unsigned flags)
 {
   shim_error_t err = NULL;
-  if (check_ids (call, msg, &err) < 0)
-    {
-      ttrpc_call_fail (call, &err);
-      return;
-    }
-  handler_for (ttrpc_call_method (call)) (call, msg, arg);
+  ProtobufCBinaryData ids[2];
+  if (!wire_ids (ttrpc_call_payload (call), ids))
+    return true;
+  if (check_id (&ids[0], flags & NEW_ID, false, &err) == 0
+      && (!protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "exec_id")
+          || check_id (&ids[1], flags & NEW_EXEC, true, &err) == 0))
+    return true;
+  ttrpc_call_fail (call, &err);
+  return false;
 }
 
-/* Built from the generated service descriptor so names and input types cannot drift. */
+/* ---- method table ---- */
+
+/* Each handler behind the id checks, named <handler>_checked. */
+#define CHECKED(fn, flags)                                                                         \
+  static void fn##_checked (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg)       \
+  {                                                                                                \
+    if (ids_ok (call, msg, flags))                                                                 \
+      fn (call, msg, arg);                                                                         \
+  }
+
+CHECKED (task_handle_state, 0)
+CHECKED (task_handle_create, NEW_ID)
+CHECKED (task_handle_start, 0)
+CHECKED (task_handle_delete, 0)
+CHECKED (task_handle_pids, 0)
+CHECKED (task_handle_pause, 0)
+CHECKED (task_handle_resume, 0)
+CHECKED (task_handle_checkpoint, 0)
+CHECKED (task_handle_kill, 0)
+CHECKED (task_handle_exec, NEW_EXEC)
+CHECKED (task_handle_resize_pty, 0)
+CHECKED (task_handle_close_io, 0)
+CHECKED (task_handle_stats, 0)
+CHECKED (task_handle_update, 0)
+CHECKED (task_handle_wait, 0)
+CHECKED (handle_shutdown, 0)
+CHECKED (handle_unimplemented, 0)
+
+static const struct method_handler handlers[] = {
+  { "State", task_handle_state_checked },
+  { "Create", task_handle_create_checked },
+  { "Start", task_handle_start_checked },
+  { "Delete", task_handle_delete_checked },
+  { "Pids", task_handle_pids_checked },
+  { "Pause", task_handle_pause_checked },
+  { "Resume", task_handle_resume_checked },
+  { "Checkpoint", task_handle_checkpoint_checked },
+  { "Kill", task_handle_kill_checked },
+  { "Exec", task_handle_exec_checked },
+  { "ResizePty", task_handle_resize_pty_checked },
+  { "CloseIO", task_handle_close_io_checked },
+  { "Stats", task_handle_stats_checked },
+  { "Update", task_handle_update_checked },
+  { "Wait", task_handle_wait_checked },
+  /* Connect answers for any id (task_pid 0 when it serves none). */
+  { "Connect", handle_connect },
+  { "Shutdown", handle_shutdown_checked },
+};
+
+static const char *const service_names[] = { "containerd.task.v2.Task", "containerd.task.v3.Task" };
+
+/* Built once, from the generated service descriptor. */
 const struct ttrpc_method *
 task_service_methods (size_t *n)
 {
-  static struct ttrpc_method table[2 * 17];
+  static struct ttrpc_method table[2 * ARRAY_SIZE (handlers)];
   static size_t count;
   const ProtobufCServiceDescriptor *sd = &containerd__task__v2__task__descriptor;
   if (count == 0)
     for (size_t s = 0; s < ARRAY_SIZE (service_names); s++)
-      for (unsigned m = 0; m < sd->n_methods && count < ARRAY_SIZE (table); m++)
-        table[count++] = (struct ttrpc_method){ service_names[s], sd->methods[m].name,
-                                                sd->methods[m].input, handle_checked };
+      count = methods_build (sd, service_names[s], handlers, ARRAY_SIZE (handlers),
+                             handle_unimplemented_checked, table, count, ARRAY_SIZE (table));
   *n = count;
   return table;
 }
