@@ -20,7 +20,7 @@ struct spawn;
 struct trace;
 
 /* The runtime handle: everything a call needs beyond the call itself. One per container,
- * filled once when the container is made (task_runtime_init) and embedded in it: the shim's
+ * filled once when the container is made (model_create) and embedded in it: the shim's
  * loop and reaper and the namespace, the container's configuration (with the profile the
  * runtime resolved to, cfg->profile), bundle, log and trace. The handle owns nothing: whoever
  * embeds it (struct container) keeps the fields alive and closes the trace. A short-lived one
