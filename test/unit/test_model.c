@@ -497,6 +497,47 @@ test_delete_created (void **state)
   assert_string_equal (f->events[f->n_events - 1], "deleted c1 0");
 }
 
+/* A created init killed before any Start exits like any other: TaskExit, no TaskStart. */
+static void
+test_kill_created (void **state)
+{
+  struct fx *f = *state;
+  create (f);
+  struct answer *w = wait_ (f, NULL);
+  assert_int_equal (kill_ (f, NULL, SIGKILL)->code, SHIM_OK);
+  await (f, w);
+  assert_int_equal (w->status, 137);
+  const char *want[] = { "exited c1 137", NULL };
+  assert_events (f, want);
+}
+
+/* An exec in each state: Kill of one never started is FailedPrecondition (no pid to signal),
+ * Delete of a running one is refused, Delete after its exit answers that exit. */
+static void
+test_exec_kill_delete_each_state (void **state)
+{
+  struct fx *f = *state;
+  create (f);
+  verb (f, model_start, NULL);
+  exec_ (f, "e1");
+  struct answer *a = kill_ (f, "e1", SIGKILL);
+  assert_int_equal (a->code, SHIM_FAILED_PRECONDITION);
+  assert_string_equal (a->msg, "process not created");
+  verb (f, model_start, "e1");
+  a = verb (f, model_delete, "e1");
+  assert_string_equal (a->msg, "cannot delete a running process");
+  struct answer *w = wait_ (f, "e1");
+  assert_int_equal (kill_ (f, "e1", SIGTERM)->code, SHIM_OK);
+  await (f, w);
+  a = verb (f, model_delete, "e1");
+  assert_int_equal (a->code, SHIM_OK);
+  assert_int_equal (a->status, 143);
+  a = kill_ (f, "e1", SIGKILL);
+  assert_int_equal (a->code, SHIM_NOT_FOUND);
+  assert_string_equal (a->msg, "process does not exist e1");
+  assert_int_equal (state_of (f, NULL), PROCESS_RUNNING);
+}
+
 /* A runtime failure answers "OCI runtime <verb> failed: <its message>" and changes nothing. */
 static void
 test_runtime_failure (void **state)
@@ -672,6 +713,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_kill_all_on_init_exit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_kill_delete_each_state, setup, teardown),
     cmocka_unit_test_setup_teardown (test_delete_created, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_kill_created, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_exec_kill_delete_each_state, setup, teardown),
     cmocka_unit_test_setup_teardown (test_runtime_failure, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_after_output_drained, setup, teardown),
     cmocka_unit_test_setup_teardown (test_teardown_answers_all, setup, teardown),
