@@ -215,10 +215,8 @@ delete_done_cb (struct runtime_result *res, void *arg)
   struct model_result r
       = { .pid = p->pid, .exit_status = p->exit_status, .exited_at = p->exited_at };
   d->op.done (&r, NULL, d->op.done_arg);
-  d->op.done = NULL;
-  const char *bundle = c->bundle;
-  if (m->ev->removed)
-    m->ev->removed (m->cfg.events_arg, bundle, m->n_containers - 1);
+  /* The op is answered; the container (and the op with it) goes next. */
+  MODEL_EMIT (m, removed, c->bundle, m->n_containers - 1);
   model_destroy_container (c, SHIM_NOT_FOUND, "deleted");
 }
 

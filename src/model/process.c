@@ -141,15 +141,6 @@ process_verb_name (enum process_verb verb)
   return (unsigned) verb < PROCESS_N_VERBS ? verb_names[verb] : "unknown";
 }
 
-int
-process_apply (struct process *p, enum process_verb verb, shim_error_t *err)
-{
-  if (process_check (p->state, verb, err) < 0)
-    return -1;
-  p->state = process_next (p->state, verb);
-  return 0;
-}
-
 void
 process_move (struct process *p, enum process_verb verb)
 {

@@ -3,7 +3,7 @@
 
 /* A process of a container (its init or an exec) and its lifecycle as one table: which verb
  * is legal in which state, the state it leads to, and the exact error otherwise: the stock
- * shim's code and text. Every state change goes through process_apply() or process_move(). */
+ * shim's code and text. Every state change goes through process_move(). */
 
 #include <bsd/sys/queue.h>
 #include <stdbool.h>
@@ -86,9 +86,8 @@ const char *process_verb_name (enum process_verb verb);
 int process_check (enum process_state s, enum process_verb verb, shim_error_t *err);
 /* State after verb succeeded in s (s itself for verbs that do not move it). */
 enum process_state process_next (enum process_state s, enum process_verb verb);
-/* Checks verb against p's state and, when legal, moves p to the next state. */
-int process_apply (struct process *p, enum process_verb verb, shim_error_t *err);
-/* Moves p as verb does, once the verb is known to be legal (checked before its runtime call). */
+/* Moves p as verb does, once the verb is known to be legal: checked with process_check before
+ * its runtime call, moved when that succeeded. */
 void process_move (struct process *p, enum process_verb verb);
 
 void process_init (struct process *p, struct container *c, const char *exec_id);
