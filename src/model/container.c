@@ -186,7 +186,7 @@ container_spec_kills_all_on_exit (const char *spec)
 static bool
 exit_ready (const struct process *p)
 {
-  return p->exited && !p->exit_published && !p->starting
+  return p->exited && !p->exit_published && !p->starting && p->killing == 0
          && (p->io == NULL || proc_io_drained (p->io));
 }
 

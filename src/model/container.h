@@ -40,6 +40,7 @@ struct container
 {
   TAILQ_ENTRY (container) link;
   struct model *model; /* owner, for callbacks from the loop */
+  uint64_t serial; /* unique in the model: tells a container from a later one with its id */
   char *id;
   char *bundle;
   char *log_path; /* <bundle>/log.json: the runtime's --log */
@@ -100,9 +101,10 @@ bool container_spec_kills_all_on_exit (const char *spec);
 
 /* The next process whose exit may be published now, or NULL. Exec exits go first; the init
  * exit only once no started (or starting) exec is still running and no kill --all of the
- * container is in flight; nothing while its Start is in flight (the start event goes first)
- * or before its output is drained (so readers have every byte before they learn of the
- * exit). A created init that is killed before any Start exits like any other. */
+ * container is in flight; nothing while its Start or a runtime kill of it is in flight (the
+ * start event and the Kill's answer go first) or before its output is drained (so readers
+ * have every byte before they learn of the exit). A created init that is killed before any Start
+ * exits like any other. */
 struct process *container_next_exit (struct container *c);
 
 #endif

@@ -23,6 +23,7 @@ model_new (const struct model_config *cfg)
   m->cfg = *cfg;
   m->ev = cfg->events;
   TAILQ_INIT (&m->containers);
+  TAILQ_INIT (&m->calls);
   return m;
 }
 
@@ -31,6 +32,7 @@ model_free (struct model *m)
 {
   if (m == NULL)
     return;
+  model_cancel_calls (m);
   struct container *c;
   while ((c = TAILQ_FIRST (&m->containers)))
     {

@@ -15,38 +15,84 @@
 
 #define RESOURCES_TYPE "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 
-/* A call that is not queued: the caller's callback, kept while the runtime runs. */
+/* A call that is not queued (Kill, Pids): the caller's callback, kept while the runtime runs,
+ * in the model's list so that shutdown can end it. */
 struct call_ctx
 {
+  TAILQ_ENTRY (call_ctx) link;
   struct model *m;
   char *id;
   model_done_fn done;
   void *arg;
+  struct spawn *spawn;
+  uint64_t serial; /* Kill: the container it holds (container->serial), 0: none */
 };
 
 static struct call_ctx *
 call_ctx_new (struct model *m, const char *id, model_done_fn done, void *arg)
 {
   struct call_ctx *x = xcalloc (1, sizeof *x);
-  *x = (struct call_ctx){ m, xstrdup (id), done, arg };
+  x->m = m;
+  x->id = xstrdup (id);
+  x->done = done;
+  x->arg = arg;
   return x;
+}
+
+/* Runs rc for x's container c; x is listed while it runs, freed when it cannot start. */
+static int
+call_ctx_run (struct call_ctx *x, struct container *c, const struct runtime_call *rc,
+              void (*cb) (struct runtime_result *, void *), shim_error_t *err)
+{
+  x->spawn = model_run (c, rc, NULL, cb, x, err);
+  if (x->spawn == NULL)
+    {
+      free (x->id);
+      free (x);
+      return -1;
+    }
+  TAILQ_INSERT_TAIL (&x->m->calls, x, link);
+  return 0;
 }
 
 static void
 call_ctx_free (struct call_ctx *x)
 {
+  TAILQ_REMOVE (&x->m->calls, x, link);
   free (x->id);
   free (x);
 }
 
+void
+model_cancel_calls (struct model *m)
+{
+  struct call_ctx *x;
+  while ((x = TAILQ_FIRST (&m->calls)))
+    {
+      spawn_cancel (x->spawn);
+      shim_error_t err = NULL;
+      shim_error_make (&err, 0, SHIM_UNAVAILABLE, "shim is shutting down");
+      x->done (NULL, err, x->arg);
+      call_ctx_free (x);
+    }
+}
+
 /* ---- Kill ---- */
 
+/* The Kill is answered, then the init's exit it held back may go out (unless the container
+ * went meanwhile: a Delete publishes the exit itself). */
 static void
 kill_done_cb (struct runtime_result *res, void *arg)
 {
   struct call_ctx *x = arg;
   struct model_result r = { 0 };
   x->done (res->err ? NULL : &r, res->err ? model_runtime_error (&res->err, NULL) : NULL, x->arg);
+  struct container *c = model_find (x->m, x->id);
+  if (c && c->serial == x->serial)
+    {
+      c->init.killing--;
+      model_flush_exits (c);
+    }
   call_ctx_free (x);
 }
 
@@ -81,9 +127,15 @@ model_kill (struct model *m, const char *id, const char *exec_id, int signal, bo
     }
   struct runtime_call rc = { .verb = RUNTIME_KILL, .id = id, .signal = signal, .all = all };
   struct call_ctx *x = call_ctx_new (m, id, done, arg);
-  if (model_run (p->container, &rc, NULL, kill_done_cb, x, &err))
-    return;
-  call_ctx_free (x);
+  x->serial = p->container->serial;
+  /* Until the runtime's kill returns, the init's exit is held: its Kill is answered first, as
+   * the stock shim's Kill holds the process (a client that deletes on the exit would otherwise
+   * close the connection the Kill is still to be answered on). */
+  if (call_ctx_run (x, p->container, &rc, kill_done_cb, &err) == 0)
+    {
+      p->killing++;
+      return;
+    }
 fail:
   model_fail (done, arg, err);
 }
@@ -163,9 +215,8 @@ model_pids (struct model *m, const char *id, model_done_fn done, void *arg)
     {
       struct call_ctx *x = call_ctx_new (m, id, done, arg);
       struct runtime_call rc = { .verb = RUNTIME_PS, .id = c->id };
-      if (model_run (c, &rc, NULL, pids_done_cb, x, &err))
+      if (call_ctx_run (x, c, &rc, pids_done_cb, &err) == 0)
         return;
-      call_ctx_free (x);
     }
   model_fail (done, arg, err);
 }

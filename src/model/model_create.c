@@ -238,6 +238,7 @@ model_create (struct model *m, const struct model_create *req, model_done_fn don
     }
   struct container *c = container_new (req->id, req->bundle);
   c->model = m;
+  c->serial = ++m->serial;
   c->rt = (struct runtime){ .base = m->cfg.base,
                             .reaper = m->cfg.reaper,
                             .cfg = &c->opts.runtime,

@@ -15,12 +15,16 @@ struct runtime_io;
 struct runtime_result;
 struct spawn;
 
+TAILQ_HEAD (call_list, call_ctx);
+
 struct model
 {
   struct model_config cfg;
   const struct model_events *ev;
   struct container_list containers;
   size_t n_containers;
+  uint64_t serial; /* the last container's */
+  struct call_list calls; /* Kill and Pids in flight (model_control.c) */
 };
 
 /* Reports event name with the model's events arg, if the service listens for it. */
@@ -65,6 +69,10 @@ void model_unwatch (struct process *p);
 /* Removes c from the model and frees it: queued ops get err (a copy each), parked Waits are
  * answered. Its running op, if any, must be finished or cancelled. */
 void model_destroy_container (struct container *c, int code, const char *why);
+
+/* model_control.c */
+/* Shutdown: Kill and Pids calls still running are answered Unavailable. */
+void model_cancel_calls (struct model *m);
 
 /* model_checkpoint.c */
 /* CRIU's work dir for c when a call names none: the runtime options' criu_work_path, else

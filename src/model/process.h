@@ -69,6 +69,7 @@ struct process
    * before then is an earlier process's whose pid was reused. */
   uint64_t spawned_ms;
   bool starting; /* Start's runtime call in flight: an exit waits for its start event */
+  unsigned killing; /* runtime kill calls in flight: an exit waits for their answers */
   bool started; /* TaskStart / TaskExecStarted published */
   bool start_failed; /* start never happened: no exit event, waiters still answered */
   bool exited; /* reaped */

@@ -49,6 +49,8 @@ struct fx
   struct answer answers[MAX_ANSWERS];
   int n_answers;
   long out_at_exit; /* size of out.log when the first exit was reported */
+  struct answer *held; /* an answer whose state the next exit records */
+  bool held_done_at_exit;
 };
 
 /* ---- recording ---- */
@@ -105,6 +107,8 @@ on_exited (void *arg, const char *id, const char *exec_id, pid_t pid, int status
       struct stat st;
       f->out_at_exit = stat (path, &st) == 0 ? st.st_size : 0;
     }
+  if (f->held)
+    f->held_done_at_exit = f->held->done;
   record (arg, "exited %s %d", who (id, exec_id, b, sizeof b), status);
 }
 
@@ -538,6 +542,23 @@ test_exec_kill_delete_each_state (void **state)
   assert_int_equal (state_of (f, NULL), PROCESS_RUNNING);
 }
 
+/* The init's exit waits for the answer of the runtime kill that caused it, as the stock
+ * shim's Kill holds the process: a client that deletes on the exit must not close the
+ * connection the Kill is still to be answered on. */
+static void
+test_kill_answered_before_exit (void **state)
+{
+  struct fx *f = *state;
+  create (f);
+  verb (f, model_start, NULL);
+  touch (f, "kill-linger", "");
+  f->held = next_answer (f);
+  model_kill (f->m, "c1", NULL, SIGKILL, false, done_cb, f->held);
+  await_init_exit (f);
+  assert_true (f->held_done_at_exit);
+  assert_int_equal (f->held->code, SHIM_OK);
+}
+
 /* A runtime failure answers "OCI runtime <verb> failed: <its message>" and changes nothing. */
 static void
 test_runtime_failure (void **state)
@@ -715,6 +736,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_delete_created, setup, teardown),
     cmocka_unit_test_setup_teardown (test_kill_created, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exec_kill_delete_each_state, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_kill_answered_before_exit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_runtime_failure, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_after_output_drained, setup, teardown),
     cmocka_unit_test_setup_teardown (test_teardown_answers_all, setup, teardown),
