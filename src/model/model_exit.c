@@ -204,8 +204,11 @@ delete_done_cb (struct runtime_result *res, void *arg)
     }
   struct process *p = &c->init;
   process_move (p, PROCESS_DELETE);
-  /* An exit the runtime's delete caused (it kills a created init) went out as TaskExit, but
-   * is not what Delete reports: as in the stock shim, that is the exit from before it. */
+  /* The exit the runtime's delete caused (it kills a created init) goes out before TaskDelete,
+   * as the stock shim publishes it, its output drained or not; but it is not what Delete
+   * reports: as in the stock shim, that is the exit from before it. */
+  if (p->exited && !p->exit_published)
+    model_publish_exit (p);
   if (d->exit_unreported)
     {
       p->exit_status = 0;
