@@ -20,7 +20,7 @@
 #include "base/error.h"
 #include "model/process.h"
 #include "runtime/config.h"
-#include "runtime/runtime.h"
+#include "runtime/verbs.h"
 
 struct cgroup;
 struct event_base;
