@@ -1,6 +1,7 @@
 /* Checkpoint: the runtime's `checkpoint` (CRIU) on the container's op queue. Restore is the
  * other half: Create records the image and Start runs the runtime's `restore`. */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ struct checkpoint_op
   char *cgroups_mode;
   char **empty_ns;
   bool own_work; /* work_path is the default one: removed after the call, as the stock shim does */
+  bool failed; /* the checkpoint failed with err, answered once the cleanup child is done */
+  shim_error_t err;
+  struct model_result result;
 };
 
 static void
@@ -31,6 +35,7 @@ checkpoint_op_free (struct op *op)
   free (k->parent_path);
   free (k->cgroups_mode);
   strv_free (k->empty_ns);
+  shim_error_release (&k->err);
   free (k);
 }
 
@@ -73,59 +78,54 @@ resolve_paths (struct checkpoint_op *k, shim_error_t *err)
   return 0;
 }
 
-/* CRIU's own log explains most failures: keep it in the bundle, as the stock shim does. */
-static void
-keep_dump_log (const struct checkpoint_op *k)
-{
-  cleanup_free char *src = xasprintf ("%s/dump.log", k->work_path);
-  cleanup_free char *dst = xasprintf ("%s/criu-dump.log", k->op.container->bundle);
-  cleanup_free char *text = NULL;
-  size_t len = 0;
-  if (read_file (src, 4u << 20, &text, &len, NULL) == 0)
-    write_file_atomic (dst, text, len, 0600, NULL);
-}
+/* What the CRIU work leaves to do on disk is done by a child, never by the loop: on failure
+ * CRIU's own log (dump.log, which explains most failures) is copied into the bundle as
+ * criu-dump.log, and a default work dir (CRIU's scratch files) is removed. The stock shim does
+ * both before it answers, so the Checkpoint is answered once the child is done; the container's
+ * next op waits for it too, so a later checkpoint never finds the old files nor loses its own. */
+static const char cleanup_script[]
+    = "if [ -n \"$1\" ] && [ -f \"$1\" ]; then cp -f -- \"$1\" \"$2\"; fi; "
+      "if [ -n \"$3\" ]; then rm -rf -- \"$3\"; fi";
 
 static void
-answered (const struct model_result *res, shim_error_t err, void *arg)
-{
-  (void) res;
-  (void) arg;
-  shim_error_release (&err);
-}
-
-static void
-work_removed_cb (const struct spawn_result *res, void *arg)
+cleanup_done_cb (const struct spawn_result *res, void *arg)
 {
   struct checkpoint_op *k = arg;
   k->op.spawn = NULL;
   if (res->exit_code != 0)
-    log_warn ("remove CRIU work dir %s: exit status %d", k->work_path, res->exit_code);
-  container_op_finish (k->op.container, NULL, NULL);
+    log_warn ("checkpoint of %s: keeping dump.log / removing %s: exit status %d",
+              k->op.container->id, k->work_path, res->exit_code);
+  /* Finishing frees k: the error is taken out of it first. */
+  container_op_finish (k->op.container, k->failed ? NULL : &k->result, steal_ptr (&k->err));
 }
 
-/* Answers the Checkpoint, then removes a default work dir (it only holds CRIU's scratch
- * files; dump.log is kept apart) in a child, not in the loop: the container's next op waits
- * for it, so a later checkpoint never finds the old files nor loses its own. */
 static void
-checkpoint_finish (struct checkpoint_op *k, const struct model_result *res, shim_error_t err)
+checkpoint_finish (struct checkpoint_op *k, shim_error_t err)
 {
   struct container *c = k->op.container;
-  k->op.done (err ? NULL : res, err, k->op.done_arg);
-  k->op.done = answered;
-  char *const argv[] = { "rm", "-rf", "--", k->work_path, NULL };
+  k->failed = err != NULL;
+  k->err = err;
+  if (!k->failed && !k->own_work)
+    {
+      container_op_finish (c, &k->result, NULL);
+      return;
+    }
+  cleanup_free char *src = k->failed ? xasprintf ("%s/dump.log", k->work_path) : xstrdup ("");
+  cleanup_free char *dst = xasprintf ("%s/criu-dump.log", c->bundle);
+  char *const argv[] = { "sh", "-c", (char *) cleanup_script,         "sh",
+                         src,  dst,  k->own_work ? k->work_path : "", NULL };
   struct spawn_req req = { .argv = argv,
                            .stdin_fd = SPAWN_FD_NULL,
                            .stdout_fd = SPAWN_FD_NULL,
                            .stderr_fd = SPAWN_FD_NULL,
                            .timeout_ms = 60000 };
-  cleanup_error shim_error_t rm_err = NULL;
-  if (k->own_work)
-    k->op.spawn
-        = spawn_start (c->model->cfg.base, c->model->cfg.reaper, &req, work_removed_cb, k, &rm_err);
-  if (rm_err)
-    log_warn ("remove CRIU work dir %s: %s", k->work_path, rm_err->msg);
-  if (k->op.spawn == NULL)
-    container_op_finish (c, NULL, NULL);
+  cleanup_error shim_error_t spawn_err = NULL;
+  k->op.spawn = spawn_start (c->model->cfg.base, c->model->cfg.reaper, &req, cleanup_done_cb, k,
+                             &spawn_err);
+  if (k->op.spawn)
+    return;
+  log_warn ("checkpoint of %s: cannot clean up after CRIU: %s", c->id, spawn_err->msg);
+  container_op_finish (c, k->failed ? NULL : &k->result, steal_ptr (&k->err));
 }
 
 static void
@@ -136,13 +136,11 @@ checkpoint_done_cb (struct runtime_result *res, void *arg)
   k->op.spawn = NULL;
   if (res->err)
     {
-      keep_dump_log (k);
-      checkpoint_finish (k, NULL, model_runtime_error (&res->err, NULL));
+      checkpoint_finish (k, model_runtime_error (&res->err, NULL));
       return;
     }
   MODEL_EMIT (c->model, checkpointed, c->id, k->image_path);
-  struct model_result r = { 0 };
-  checkpoint_finish (k, &r, NULL);
+  checkpoint_finish (k, NULL);
 }
 
 static void
@@ -156,11 +154,16 @@ checkpoint_run (struct op *op)
       container_op_finish (c, NULL, err);
       return;
     }
-  mkdir_p (k->work_path, 0700);
+  if (mkdir_p (k->work_path, 0700) < 0)
+    {
+      shim_error_make (&err, errno, SHIM_INTERNAL, "create CRIU work dir `%s`", k->work_path);
+      container_op_finish (c, NULL, err);
+      return;
+    }
   struct runtime_call rc = { .verb = RUNTIME_CHECKPOINT, .id = c->id, .criu = &k->criu };
   op->spawn = model_run (c, &rc, NULL, checkpoint_done_cb, k, &err);
   if (op->spawn == NULL)
-    checkpoint_finish (k, NULL, err);
+    checkpoint_finish (k, err);
 }
 
 static char *

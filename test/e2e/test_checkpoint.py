@@ -52,12 +52,13 @@ RUNTIME_CHECKPOINT_ERROR = {
 class CriuRuntime:
     """The fake as the shim's runtime binary, delegating to the real runtime."""
 
-    def __init__(self, runtime, directory):
+    def __init__(self, runtime, directory, fail_with=""):
         self.record = directory / "criu-calls"
         bin_dir = directory / "bin"
         bin_dir.mkdir()
         self.binary = bin_dir / f"{runtime.name}-criu"
         self.binary.write_text(f"#!/bin/sh\nFAKE_CRIU_REAL='{runtime.binary}' "
+                               f"FAKE_CRIU_FAIL='{fail_with}' "
                                f"FAKE_CRIU_RECORD='{self.record}' exec '{FAKE}' \"$@\"\n")
         self.binary.chmod(0o755)
         self.args = runtime.args_for(self.binary)
@@ -119,6 +120,25 @@ def test_checkpoint_failure_reports_runtime_error(containerd, ctr, runtime, root
         describe(result)
     assert wait_task_status(containerd, cid, "RUNNING") == pid
     assert pid_alive(pid)
+    assert_exec_works(ctr, cid)
+
+
+def test_failed_checkpoint_keeps_criu_log_and_removes_work_dir(containerd, ctr, runtime, rootfs,
+                                                               cid, tmp_path):
+    """As the stock shim: CRIU's dump.log is copied into the bundle as criu-dump.log
+    before the failure is answered, and the default work dir is removed."""
+    marker = f"dump log of {cid}"
+    failing = CriuRuntime(runtime, tmp_path, fail_with=marker)
+    pid = run_detached(containerd, failing.args, ["--rootfs", rootfs], cid, "/bin/sleep", "1000")
+    bundle = containerd.bundle(cid)
+
+    result = ctr("task", "checkpoint", cid, check=False, timeout=CHECKPOINT_TIMEOUT)
+
+    assert result.returncode != 0 and "criu failed" in result.stdout + result.stderr, \
+        describe(result)
+    assert (bundle / "criu-dump.log").read_text() == marker + "\n"
+    assert not (bundle / "criu-work").exists()
+    assert wait_task_status(containerd, cid, "RUNNING") == pid
     assert_exec_works(ctr, cid)
 
 
