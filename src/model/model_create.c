@@ -1,6 +1,7 @@
 /* Create: options saved, rootfs, stdio, the runtime's profile, then the runtime's `create`
  * (or, for a task created from a checkpoint, nothing until Start restores it). */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -187,7 +188,9 @@ mount_rootfs (struct container *c, const struct model_create *req, shim_error_t 
   if (req->n_rootfs == 0)
     return 0;
   cleanup_free char *target = xasprintf ("%s/rootfs", c->bundle);
-  mkdir (target, 0711);
+  /* containerd makes it with the bundle; a bundle made by another client may lack it. */
+  if (mkdir (target, 0711) < 0 && errno != EEXIST)
+    return shim_error_make (err, errno, SHIM_INTERNAL, "create rootfs mount point `%s`", target);
   int ret = mount_all (target, req->rootfs, req->n_rootfs, err);
   if (ret == 0)
     c->rootfs = steal_ptr (&target);
