@@ -17,6 +17,17 @@ WARN        := -Wall -Wextra -Werror
 CFLAGS_ALL   = -std=gnu11 $(OPT) $(SAN) -D_GNU_SOURCE -DCSHIM_VERSION='"$(VERSION)"' \
 	       -I$(BUILD)/gen -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL  = $(SAN) $(LDFLAGS)
+# The shim binary links libevent (core), protobuf-c, libbsd and libmd statically: containerd
+# runs it three times per container (start, server, delete) with LD_LIBRARY_PATH set by its
+# opt plugin, and each dynamic library costs ~25 failed path lookups and its relocations at
+# every exec (docs/performance.md). LINK=dynamic links them all dynamically.
+LINK        ?= static-libs
+ifeq ($(LINK),dynamic)
+BIN_LIBS     = $(PKG_LIBS)
+else
+BIN_LIBS     = -Wl,-Bstatic -lprotobuf-c -levent_core -lbsd -lmd -Wl,-Bdynamic \
+	       $(shell pkg-config --libs libcjson)
+endif
 
 # Our protos plus the well-known types protoc-c does not ship.
 WKT_DIR     := /usr/include
@@ -61,7 +72,7 @@ $(LIB): $(LIB_O) $(GEN_O)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/$(BIN): $(BUILD)/obj/cli/main.o $(LIB)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BIN_LIBS)
 
 $(BUILD)/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

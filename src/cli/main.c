@@ -202,6 +202,54 @@ listener (const struct shim_args *a, char **path, shim_error_t *err)
   return fd;
 }
 
+/* Everything the server needs before its loop; the listener is already accepting, so a
+ * connecting containerd waits only for this. */
+static int
+daemon_init (struct daemon *d, const struct shim_args *a, int fd, shim_error_t *err)
+{
+  d->shim.base = event_base_new ();
+  d->shim.namespace = a->namespace ? a->namespace : "default";
+  d->shim.id = a->id;
+  d->shim.debug = a->debug;
+  d->shim.request_exit = request_exit;
+  d->shim.reaper = reaper_new (d->shim.base, err);
+  if (d->shim.reaper == NULL)
+    return -1;
+  d->shim.publisher = publisher_new (d->shim.base, getenv ("TTRPC_ADDRESS"));
+  publisher_use_binary (d->shim.publisher, d->shim.reaper, a->publish_binary, a->address);
+  d->tasks = task_service_new (&d->shim);
+  size_t n_methods;
+  const struct ttrpc_method *methods = task_service_methods (&n_methods);
+  d->server = ttrpc_server_new (d->shim.base, fd, methods, n_methods, d->tasks, err);
+  if (d->server == NULL)
+    return -1;
+  add_sandbox_service (d);
+  struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
+  d->idle = xevent_new (d->shim.base, -1, EV_PERSIST, idle_cb, d);
+  event_add (d->idle, &idle_tv);
+  d->sig_term = xevsignal_new (d->shim.base, SIGTERM, signal_cb, d);
+  d->sig_int = xevsignal_new (d->shim.base, SIGINT, signal_cb, d);
+  event_add (d->sig_term, NULL);
+  event_add (d->sig_int, NULL);
+  return 0;
+}
+
+static void
+daemon_free (struct daemon *d)
+{
+  ttrpc_server_free (d->server);
+  sandbox_service_free (d->sandbox);
+  task_service_free (d->tasks);
+  publisher_free (d->shim.publisher);
+  event_freep (&d->sig_term);
+  event_freep (&d->sig_int);
+  event_freep (&d->idle);
+  event_freep (&d->linger);
+  profile_cache_clear ();
+  reaper_free (d->shim.reaper);
+  event_base_free (d->shim.base);
+}
+
 static int
 run_daemon (const struct shim_args *a, shim_error_t *err)
 {
@@ -216,48 +264,15 @@ run_daemon (const struct shim_args *a, shim_error_t *err)
   int fd = listener (a, &sock_path, err);
   if (fd < 0)
     return -1;
-  d.shim.base = event_base_new ();
-  d.shim.namespace = a->namespace ? a->namespace : "default";
-  d.shim.id = a->id;
-  d.shim.debug = a->debug;
-  d.shim.request_exit = request_exit;
-  d.shim.reaper = reaper_new (d.shim.base, err);
-  if (d.shim.reaper == NULL)
-    return -1;
-  d.shim.publisher = publisher_new (d.shim.base, getenv ("TTRPC_ADDRESS"));
-  publisher_use_binary (d.shim.publisher, d.shim.reaper, a->publish_binary, a->address);
-  struct task_service *svc = d.tasks = task_service_new (&d.shim);
-  size_t n_methods;
-  const struct ttrpc_method *methods = task_service_methods (&n_methods);
-  struct ttrpc_server *server = d.server
-      = ttrpc_server_new (d.shim.base, fd, methods, n_methods, svc, err);
-  if (server == NULL)
-    return -1;
-  add_sandbox_service (&d);
-  struct timeval idle_tv = { IDLE_EXIT_S / 2, 0 };
-  d.idle = xevent_new (d.shim.base, -1, EV_PERSIST, idle_cb, &d);
-  event_add (d.idle, &idle_tv);
-  d.sig_term = xevsignal_new (d.shim.base, SIGTERM, signal_cb, &d);
-  d.sig_int = xevsignal_new (d.shim.base, SIGINT, signal_cb, &d);
-  event_add (d.sig_term, NULL);
-  event_add (d.sig_int, NULL);
-  log_info ("serving on %s", sock_path);
-
-  event_base_dispatch (d.shim.base);
-
-  unlink (sock_path);
-  ttrpc_server_free (server);
-  sandbox_service_free (d.sandbox);
-  task_service_free (svc);
-  publisher_free (d.shim.publisher);
-  event_freep (&d.sig_term);
-  event_freep (&d.sig_int);
-  event_freep (&d.idle);
-  event_freep (&d.linger);
-  profile_cache_clear ();
-  reaper_free (d.shim.reaper);
-  event_base_free (d.shim.base);
-  return 0;
+  int ret = daemon_init (&d, a, fd, err);
+  if (ret == 0)
+    {
+      log_info ("serving on %s", sock_path);
+      event_base_dispatch (d.shim.base);
+      unlink (sock_path);
+    }
+  daemon_free (&d);
+  return ret;
 }
 
 static void
@@ -270,8 +285,7 @@ print_version (const char *argv0)
 int
 main (int argc, char **argv)
 {
-  cleanup_free char *self = realpath ("/proc/self/exe", NULL);
-  struct shim_args a = { .self = self ? self : argv[0] };
+  struct shim_args a = { .self = argv[0] };
   const char *action = NULL;
   bool version = false, info = false;
   if (args_parse (argc, argv, &a, &action, &version, &info) < 0)
