@@ -183,8 +183,11 @@ demo: deps
 	$(MAKE) all
 	scripts/demo
 
+# One command: both shims under runc and crun (scripts/bench), then the shim's own share of an
+# exec from its log (scripts/exec-share). BENCH_QUICK=1 for a small run, N=<runs> to set N.
 bench: all
-	scripts/bench
+	scripts/bench $(BENCH_ARGS)
+	scripts/exec-share
 
 # The Kubernetes path: the CRI plugin of containerd 1.6 (system), 1.7 and 2.1 (unpacked from
 # Debian trixie/sid, not installed) driving cshim; stubs from Debian's k8s.io/cri-api proto.

@@ -285,7 +285,7 @@ print_version (const char *argv0)
 int
 main (int argc, char **argv)
 {
-  struct shim_args a = { .self = argv[0] };
+  struct shim_args a = { 0 };
   const char *action = NULL;
   bool version = false, info = false;
   if (args_parse (argc, argv, &a, &action, &version, &info) < 0)

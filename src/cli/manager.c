@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sha2.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,12 +161,18 @@ push_flag (char ***argv, const char *flag, const char *value)
  * borrows our memory until its exec (no page tables copied, no copy-on-write faults after),
  * and only makes async-signal-safe calls on data prepared here; `start` installs no signal
  * handlers that could run in it. (posix_spawn would also reset all 64 signal actions: 120
- * more system calls.) /proc/self/exe is this very binary even if its file was replaced. */
+ * more system calls.) The path is where /proc/self/exe points (one readlink, not realpath's
+ * walk), and not /proc/self/exe itself, which would make the server's name `exe`. */
 static pid_t
 spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
 {
+  char self[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return shim_error_make (err, errno, SHIM_UNKNOWN, "readlink /proc/self/exe");
+  self[n] = '\0';
   cleanup_strv char **argv = NULL;
-  strv_push (&argv, args->self);
+  strv_push (&argv, self);
   push_flag (&argv, "-namespace", args->namespace);
   push_flag (&argv, "-id", args->id);
   push_flag (&argv, "-address", args->address);
@@ -185,7 +192,7 @@ spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
           || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0 || dup2 (devnull, 2) < 0)
         _exit (127);
       closefrom (4);
-      execv ("/proc/self/exe", child_argv);
+      execv (self, child_argv);
       _exit (127);
     }
   int saved = errno;

@@ -23,7 +23,6 @@ struct shim_args
   const char *bundle;
   const char *socket; /* unix socket path (daemon mode without fd 3) */
   bool debug;
-  const char *self; /* argv[0] of the daemon (which runs /proc/self/exe) */
 };
 
 /* "<address>/<namespace>/<key>" cleaned like Go's filepath.Join, hashed with SHA-256:
