@@ -60,10 +60,22 @@ manager_socket_address (const char *address, const char *namespace, const char *
   return xasprintf (UNIX_PREFIX SOCKET_DIR "/%s", hex);
 }
 
+/* Parsing the whole spec is most of `start`'s own work (and specs from CRI run to tens of
+ * KiB): a spec whose text names neither label, and has no \u escape that could spell one,
+ * has no grouping key. */
+static bool
+may_name_a_label (const char *config_json)
+{
+  return strstr (config_json, GROUP_LABEL) || strstr (config_json, SANDBOX_LABEL)
+         || strstr (config_json, "\\u");
+}
+
 char *
 manager_group_key (const char *config_json, const char *id)
 {
-  cJSON *doc = config_json ? cJSON_Parse (config_json) : NULL;
+  if (config_json == NULL || !may_name_a_label (config_json))
+    return xstrdup (id);
+  cJSON *doc = cJSON_Parse (config_json);
   const cJSON *ann = cJSON_GetObjectItemCaseSensitive (doc, "annotations");
   const char *labels[] = { GROUP_LABEL, SANDBOX_LABEL };
   char *key = NULL;

@@ -60,6 +60,13 @@ test_group_key (void **state)
   k = manager_group_key ("{\"annotations\":{\"io.containerd.runc.v2.group\":\"\"}}", "id1");
   assert_string_equal (k, "id1");
   free (k);
+  /* A label spelled with \u escapes is still found. */
+  k = manager_group_key ("{\"annotations\":{\"io.containerd.runc.v2.\\u0067roup\":\"g2\"}}", "id1");
+  assert_string_equal (k, "g2");
+  free (k);
+  k = manager_group_key ("{\"process\":{\"args\":[\"sh\"]},\"annotations\":{\"a\":\"b\"}}", "id1");
+  assert_string_equal (k, "id1");
+  free (k);
 }
 
 static void
