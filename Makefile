@@ -164,11 +164,12 @@ format-check:
 format:
 	@clang-format -i $(FORMAT_SRC)
 
-# The one test command: deps, unit tests (plain and sanitized), fuzz targets from their seeds,
+# The one test command: deps, the layout's rules (lint), unit tests (plain and sanitized), fuzz targets from their seeds,
 # end-to-end tests with the plain shim and again with the sanitized one (CSHIM_E2E_ASAN, see
 # test/e2e/conftest.py), the core e2e subset on containerd 1.7 and 2.x, the CRI test on every
 # containerd, and the differential conformance suite against the stock shim.
 check: deps
+	$(MAKE) lint
 	$(MAKE) all headers
 	$(MAKE) unit
 	$(MAKE) asan asan-unit
