@@ -23,12 +23,6 @@ task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *ar
 
 /* ---- Pids ---- */
 
-int
-task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err)
-{
-  return model_parse_pids (out, pids, n_pids, err);
-}
-
 /* Exec pids carry their exec id, as containerd.runc.v1.ProcessDetails. */
 static Google__Protobuf__Any *
 exec_details (const char *exec_id)

@@ -49,8 +49,6 @@ void task_handle_exec (struct ttrpc_call *call, const ProtobufCMessage *msg, voi
 void task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 
 /* task_control.c */
-/* The pids in the runtime's `ps --format json` output (model_parse_pids). */
-int task_parse_pids (const char *out, pid_t **pids, size_t *n_pids, shim_error_t *err);
 void task_handle_kill (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pids (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);
 void task_handle_pause (struct ttrpc_call *call, const ProtobufCMessage *msg, void *arg);

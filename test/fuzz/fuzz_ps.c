@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "service/task_internal.h"
+#include "model/model.h"
 #include "base/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -14,7 +14,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   pid_t *pids = NULL;
   size_t n = 0;
   shim_error_t err = NULL;
-  if (task_parse_pids (text, &pids, &n, &err) < 0)
+  if (model_parse_pids (text, &pids, &n, &err) < 0)
     shim_error_release (&err);
   for (size_t i = 0; i < n; i++)
     if (pids[i] < 0)
