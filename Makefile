@@ -46,7 +46,7 @@ LIB         := $(BUILD)/libcshim.a
 UNIT_SRC    := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: lint format include-cycles size-limits format-check all check unit e2e e2e-matrix conformance asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers
+.PHONY: lint format include-cycles size-limits format-check all check unit unit-build e2e e2e-matrix conformance asan asan-unit fuzz fuzz-long fuzz-run install clean demo deps bench headers hog-check soak
 .SECONDARY: $(GEN_C) $(GEN_H)
 
 all: $(BUILD)/$(BIN)
@@ -78,6 +78,8 @@ $(BUILD)/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS_ALL) -Itest/unit -MMD -MP -o $@ $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
+unit-build: $(UNIT_BIN)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -101,13 +103,25 @@ e2e-matrix: all
 conformance: all
 	/usr/bin/python3 -m pytest -q test/conformance $(PYTEST_ARGS)
 
+ASAN_MAKE    = $(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined'
+
 asan:
-	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' all
+	$(ASAN_MAKE) all
 
 asan-unit:
-	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' unit
+	$(ASAN_MAKE) unit
+
+# The unit suite (plain and sanitized) and the e2e suite HOG_RUNS times (5) under one busy loop
+# per CPU; any failure fails (scripts/hog-check, test/e2e/README.md). Not part of check.
+hog-check: all unit-build
+	$(ASAN_MAKE) all unit-build
+	scripts/hog-check
+
+# One grouped shim through SOAK_EXECS execs (10000) and SOAK_LIFECYCLES container lifecycles
+# (1000): its RSS, PSS, fds and bundle file count must stay flat (scripts/soak). Not in check.
+soak: all
+	scripts/soak
 
 # libFuzzer targets (clang), one per parser (test/fuzz/README.md). `make fuzz` (part of check)
 # runs each for FUZZ_SECONDS from its committed seeds, test/fuzz/corpus/<target>; new inputs
