@@ -266,16 +266,32 @@ class FifoReader:
             if not fds:
                 time.sleep(0.05)
                 continue
-            ready, _, _ = select.select(fds, [], [], 0.1)
+            try:
+                ready, _, _ = select.select(fds, [], [], 0.1)
+            except (OSError, ValueError):
+                continue  # one was closed meanwhile (remove): list them again
             for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:
-                    data = b""
                 with self.lock:
+                    # removed since the select: its number may already be another file's
+                    # (a child's stdout pipe), which is not ours to read
                     name = self.fds.get(fd)
-                    if name is not None and data:
+                    if name is None:
+                        continue
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        data = b""
+                    if data:
                         self.text[name] = (self.text[name] + data)[-65536:]
+
+    def remove(self, name):
+        """Stop reading name's FIFO and close it."""
+        with self.lock:
+            for fd, known in list(self.fds.items()):
+                if known == name:
+                    del self.fds[fd]
+                    os.close(fd)
+            self.text.pop(name, None)
 
     def close(self):
         self.stop = True
