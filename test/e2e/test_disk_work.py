@@ -22,6 +22,7 @@ are printed (`-s`); the goal (issue: 50 ms) lives in scripts/bench, not here.
 import hashlib
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -63,6 +64,8 @@ class SlowDisk:
     """strace on pid: the first of each listed syscall on one of paths waits `delay` seconds."""
 
     def __init__(self, pid, syscalls, paths, log, delay=DELAY):
+        if not shutil.which("strace"):
+            pytest.fail("strace is not installed (scripts/install-deps)", pytrace=False)
         self.log = log
         inject = ",".join(syscalls)
         argv = ["strace", "-qq", "-y", "-e", "signal=none", "-o", str(log), "-p", str(pid),
