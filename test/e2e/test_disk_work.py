@@ -48,15 +48,12 @@ DUMP_LOG_BYTES = 1 << 20
 
 # The disk work still in the loop (issue 9, item 3), each being moved off it in its own change:
 # a case listed here that stalls the sibling is an expected failure (xfail); once it no longer
-# stalls, it fails until its entry is removed (the bound then holds for good).
+# stalls, it fails until its entry is removed (the bound then holds for good). create-config and
+# profile-cache hold since write_file_atomic lost its fsync.
 IN_LOOP = {
-    "create-config": "fsync of cshim.json in the loop on Create (src/service/task_create.c, "
-                     "config_save -> write_file_atomic)",
-    "profile-cache": "profile-cache write with fsync in the loop after a probe "
-                     "(src/runtime/profile_probe.c, disk_cache_store)",
-    "checkpoint-log": "dump.log read (up to 4 MiB) and fsync in the loop after a checkpoint "
-                      "(src/service/task_checkpoint.c, keep_dump_log)",
-    "runtime-log": "synchronous read of log.json in the loop after a failed runtime call "
+    "checkpoint-log": "dump.log read (up to 4 MiB, read_file) in the loop after a failed "
+                      "checkpoint (src/service/task_checkpoint.c, keep_dump_log)",
+    "runtime-log": "the bounded pread of log.json in the loop after a failed runtime call "
                    "(src/runtime/runtime.c, run_log_error)",
 }
 
