@@ -49,10 +49,9 @@ DUMP_LOG_BYTES = 1 << 20
 # The disk work still in the loop (issue 9, item 3), each being moved off it in its own change:
 # a case listed here that stalls the sibling is an expected failure (xfail); once it no longer
 # stalls, it fails until its entry is removed (the bound then holds for good). create-config and
-# profile-cache hold since write_file_atomic lost its fsync.
+# profile-cache hold since write_file_atomic lost its fsync, checkpoint-log since a child copies
+# dump.log (src/model/model_checkpoint.c).
 IN_LOOP = {
-    "checkpoint-log": "dump.log read (up to 4 MiB, read_file) in the loop after a failed "
-                      "checkpoint (src/service/task_checkpoint.c, keep_dump_log)",
     "runtime-log": "the bounded pread of log.json in the loop after a failed runtime call "
                    "(src/runtime/runtime.c, run_log_error)",
 }
