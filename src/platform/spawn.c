@@ -51,6 +51,7 @@ struct spawn
   struct event *deadline, *grace;
   int status;
   bool reaped, timed_out, canceled, in_cb;
+  bool chained; /* the callback started another child on this handle (spawn_chain) */
   uint64_t start_ms;
 };
 
@@ -173,6 +174,12 @@ spawn_complete (struct spawn *s)
     memcpy (&res.exec_errno, s->exec_status.buf, sizeof (int));
   s->in_cb = true;
   s->cb (&res, s->arg);
+  s->in_cb = false;
+  if (s->chained)
+    {
+      s->chained = false;
+      return;
+    }
   spawn_free (s);
 }
 
@@ -338,14 +345,11 @@ setup_stdio (struct spawn *s, const struct spawn_req *req, int src[3], struct ch
   return 0;
 }
 
-static struct spawn *
-spawn_alloc (struct event_base *base, struct reaper *reaper, const struct spawn_req *req,
-             spawn_cb cb, void *arg)
+/* What one child needs of s, fresh: its callback, captures and stdin data. */
+static void
+spawn_reset (struct spawn *s, const struct spawn_req *req, spawn_cb cb, void *arg)
 {
-  struct spawn *s = xcalloc (1, sizeof *s);
   size_t max = req->capture_max ? req->capture_max : SPAWN_CAPTURE_DEFAULT;
-  s->base = base;
-  s->reaper = reaper;
   s->cb = cb;
   s->arg = arg;
   s->stdin_fd = -1;
@@ -358,6 +362,16 @@ spawn_alloc (struct event_base *base, struct reaper *reaper, const struct spawn_
       memcpy (s->stdin_data, req->stdin_data, req->stdin_len);
       s->stdin_len = req->stdin_len;
     }
+}
+
+static struct spawn *
+spawn_alloc (struct event_base *base, struct reaper *reaper, const struct spawn_req *req,
+             spawn_cb cb, void *arg)
+{
+  struct spawn *s = xcalloc (1, sizeof *s);
+  s->base = base;
+  s->reaper = reaper;
+  spawn_reset (s, req, cb, arg);
   return s;
 }
 
@@ -428,6 +442,26 @@ spawn_fork (struct spawn *s, const struct spawn_req *req, struct child_ends *end
   return 0;
 }
 
+/* Forks s's child, watches it and arms its events. */
+static int
+spawn_launch (struct spawn *s, const struct spawn_req *req, shim_error_t *err)
+{
+  struct child_ends ends = { .n = 0 };
+  int ret = spawn_fork (s, req, &ends, err);
+  child_ends_close (&ends);
+  if (ret < 0)
+    return -1;
+  s->watch = reaper_watch (s->reaper, s->pid, reaped_cb, s);
+  if (s->watch == NULL)
+    {
+      /* Someone watches a stale entry for this pid; the child would never be reported. */
+      kill (s->pid, SIGKILL);
+      return shim_error_make (err, 0, SHIM_INTERNAL, "spawn: pid already watched");
+    }
+  spawn_arm (s, req->timeout_ms);
+  return 0;
+}
+
 struct spawn *
 spawn_start (struct event_base *base, struct reaper *reaper, const struct spawn_req *req,
              spawn_cb cb, void *arg, shim_error_t *err)
@@ -436,25 +470,34 @@ spawn_start (struct event_base *base, struct reaper *reaper, const struct spawn_
     return shim_error_make (err, EINVAL, SHIM_INVALID_ARGUMENT, "spawn: empty argv"), NULL;
 
   struct spawn *s = spawn_alloc (base, reaper, req, cb, arg);
-  struct child_ends ends = { .n = 0 };
-  int ret = spawn_fork (s, req, &ends, err);
-  child_ends_close (&ends);
-  if (ret < 0)
+  if (spawn_launch (s, req, err) < 0)
     {
       spawn_free (s);
       return NULL;
     }
-
-  s->watch = reaper_watch (reaper, s->pid, reaped_cb, s);
-  if (s->watch == NULL)
-    {
-      /* Someone watches a stale entry for this pid; the child would never be reported. */
-      kill (s->pid, SIGKILL);
-      spawn_free (s);
-      return shim_error_make (err, 0, SHIM_INTERNAL, "spawn: pid already watched"), NULL;
-    }
-  spawn_arm (s, req->timeout_ms);
   return s;
+}
+
+int
+spawn_chain (struct spawn *s, const struct spawn_req *req, spawn_cb cb, void *arg,
+             shim_error_t *err)
+{
+  if (!s->in_cb || s->chained || req->argv == NULL || req->argv[0] == NULL)
+    return shim_error_make (err, EINVAL, SHIM_INVALID_ARGUMENT, "spawn: cannot chain here");
+  spawn_release_io (s);
+  free (s->out.buf);
+  free (s->err.buf);
+  free (s->exec_status.buf);
+  free (s->stdin_data);
+  s->stdin_data = NULL;
+  s->stdin_len = s->stdin_off = 0;
+  s->reaped = s->timed_out = false;
+  s->status = 0;
+  spawn_reset (s, req, cb, arg);
+  if (spawn_launch (s, req, err) < 0)
+    return -1;
+  s->chained = true;
+  return 0;
 }
 
 void

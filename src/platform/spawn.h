@@ -55,6 +55,13 @@ typedef void (*spawn_cb) (const struct spawn_result *res, void *arg);
 /* Forks and execs. On failure to fork nothing is started and cb is never called. */
 struct spawn *spawn_start (struct event_base *base, struct reaper *reaper,
                            const struct spawn_req *req, spawn_cb cb, void *arg, shim_error_t *err);
+/* From inside s's callback only: runs another child on the same handle, so whoever holds s
+ * (and may spawn_cancel it) reaches the new child; cb is called when that one completes, and
+ * s is not freed in between. The first child's result is gone once this returns. On failure
+ * nothing is started and s is freed after the callback returns, as usual. A cancel cleanup
+ * (spawn_set_cancel_cleanup) is then called with the new arg. */
+int spawn_chain (struct spawn *s, const struct spawn_req *req, spawn_cb cb, void *arg,
+                 shim_error_t *err);
 /* Kills the child (SIGKILL to its group); cb is never called; resources go once it is reaped. */
 void spawn_cancel (struct spawn *s);
 pid_t spawn_pid (const struct spawn *s);

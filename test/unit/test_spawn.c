@@ -297,6 +297,94 @@ test_cancel (void **state)
   assert_int_equal (calls, 0);
 }
 
+/* A first child whose callback chains a second on the same handle. */
+struct chain
+{
+  struct spawn *s;
+  char *const *second;
+  int first_calls;
+  pid_t first_pid;
+  struct outcome second_outcome;
+};
+
+static void
+chain_first_cb (const struct spawn_result *res, void *arg)
+{
+  struct chain *ch = arg;
+  ch->first_calls++;
+  ch->first_pid = res->pid;
+  assert_int_equal (res->exit_code, 3);
+  struct spawn_req req = capture_req (ch->second);
+  req.timeout_ms = 5000;
+  shim_error_t err = NULL;
+  assert_int_equal (spawn_chain (ch->s, &req, outcome_cb, &ch->second_outcome, &err), 0);
+  assert_null (err);
+  /* Only from inside the callback, once. */
+  assert_true (spawn_chain (ch->s, &req, outcome_cb, &ch->second_outcome, &err) < 0);
+  shim_error_release (&err);
+}
+
+/* A cancel cleanup gets the arg of the child in flight: the chained one's here. */
+static void
+chain_cleanup_cb (void *arg)
+{
+  struct outcome *o = arg;
+  o->res.exit_code = -42;
+}
+
+static struct spawn *
+chain_start (struct fixture *f, struct chain *ch)
+{
+  char *argv[] = { "sh", "-c", "exit 3", NULL };
+  struct spawn_req req = capture_req (argv);
+  shim_error_t err = NULL;
+  ch->s = spawn_start (f->base, f->reaper, &req, chain_first_cb, ch, &err);
+  assert_non_null (ch->s);
+  return ch->s;
+}
+
+static bool
+chain_first_done (void *arg)
+{
+  return ((struct chain *) arg)->first_calls > 0;
+}
+
+static void
+test_chain (void **state)
+{
+  struct fixture *f = *state;
+  char *second[] = { "sh", "-c", "echo second; echo err >&2", NULL };
+  struct chain ch = { .second = second };
+  chain_start (f, &ch);
+  assert_true (run_until (f->base, outcome_done, &ch.second_outcome, 10000));
+  assert_int_equal (ch.first_calls, 1);
+  assert_int_equal (ch.second_outcome.calls, 1);
+  assert_string_equal (ch.second_outcome.out, "second\n");
+  assert_string_equal (ch.second_outcome.err, "err\n");
+  assert_int_equal (ch.second_outcome.res.exit_code, 0);
+  assert_true (ch.second_outcome.res.pid != ch.first_pid);
+  outcome_release (&ch.second_outcome);
+}
+
+/* Whoever holds the handle cancels the chained child through it. */
+static void
+test_chain_cancel (void **state)
+{
+  struct fixture *f = *state;
+  char *second[] = { "sleep", "10", NULL };
+  struct chain ch = { .second = second };
+  struct spawn *s = chain_start (f, &ch);
+  spawn_set_cancel_cleanup (s, chain_cleanup_cb);
+  assert_true (run_until (f->base, chain_first_done, &ch, 10000));
+  pid_t pid = spawn_pid (s);
+  assert_true (pid > 0 && pid != ch.first_pid);
+  spawn_cancel (s);
+  assert_true (run_until (f->base, pid_reaped, &pid, 5000));
+  run_until (f->base, outcome_done, &ch.second_outcome, 100);
+  assert_int_equal (ch.second_outcome.calls, 0);
+  assert_int_equal (ch.second_outcome.res.exit_code, -42);
+}
+
 /* Canceling after the child is gone but while its pipes are still held frees at once. */
 static void
 test_cancel_after_reap (void **state)
@@ -485,6 +573,8 @@ main (void)
   signal (SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_capture_and_exit_code, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_chain, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_chain_cancel, setup, teardown),
     cmocka_unit_test_setup_teardown (test_killed_by_signal, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stdin_data, setup, teardown),
     cmocka_unit_test_setup_teardown (test_big_stdin_capped_capture, setup, teardown),
