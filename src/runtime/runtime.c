@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "platform/spawn.h"
 #include "runtime/profile.h"
+#include "runtime/runtime_log.h"
 #include "runtime/trace.h"
 
 #define RUNTIME_DEFAULT_BINARY "runc"
@@ -24,6 +25,8 @@
 /* The tail of the runtime's stderr a failure report keeps: its last lines are the ones that
  * explain. (The log's bound is RUNTIME_LOG_TAIL_MAX, runtime.h.) */
 #define RUNTIME_STDERR_TAIL 4096
+/* The child that reads a failed call's log tail (runtime_log.c) gets this long. */
+#define RUNTIME_LOG_READ_TIMEOUT_MS 5000
 
 /* ---- argv ---- */
 
@@ -259,6 +262,10 @@ struct run_op
   struct trace_call *trace; /* NULL unless the call is traced */
   runtime_cb cb;
   void *arg;
+  struct spawn *spawn; /* the handle: the runtime, then the child that reads its log */
+  /* A failed call, kept while that child reads the log. */
+  struct spawn_result failed;
+  char *failed_out, *failed_err;
 };
 
 static void
@@ -269,58 +276,10 @@ run_op_free (void *arg)
   free (op->log_path);
   free (op->cwd);
   free (op->cmdline);
+  free (op->failed_out);
+  free (op->failed_err);
   trace_call_free (op->trace);
   free (op);
-}
-
-/* Reads [from, from + want) of fd into a new NUL-terminated buffer; *got is what was read. */
-static char *
-pread_range (int fd, off_t from, size_t want, size_t *got)
-{
-  char *buf = xmalloc (want + 1);
-  *got = 0;
-  while (*got < want)
-    {
-      ssize_t r = pread (fd, buf + *got, want - *got, from + (off_t) *got);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      *got += r;
-    }
-  buf[*got] = '\0';
-  return buf;
-}
-
-/* The last error the runtime appended to its log during this call: older entries belong to
- * earlier calls and would explain the wrong failure. This runs in the loop after every failed
- * call, so it reads one bounded tail, RUNTIME_LOG_TAIL_MAX bytes at most, with pread, of what
- * was appended since the call started (O_NONBLOCK: a FIFO planted there cannot block). */
-static char *
-run_log_error (const struct run_op *op)
-{
-  if (op->log_path == NULL)
-    return NULL;
-  cleanup_close int fd = open (op->log_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  struct stat st;
-  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
-    return NULL;
-  off_t start = st.st_size >= op->log_offset ? op->log_offset : 0; /* truncated: all is new */
-  bool cut = st.st_size - start > RUNTIME_LOG_TAIL_MAX;
-  if (cut)
-    start = st.st_size - RUNTIME_LOG_TAIL_MAX;
-  size_t got;
-  cleanup_free char *buf = pread_range (fd, start, st.st_size - start, &got);
-  const char *p = buf;
-  /* The tail's first line may have started before it: skip up to the first newline rather
-   * than parse a piece of a line, which can be a JSON object of its own. (A line that starts
-   * right after the tail's first byte is whole: that byte is then its newline.) */
-  if (cut)
-    {
-      const char *nl = memchr (buf, '\n', got);
-      p = nl ? nl + 1 : buf + got;
-    }
-  return runtime_log_last_error (p, got - (size_t) (p - buf));
 }
 
 static char *
@@ -349,14 +308,15 @@ run_exec_error (const struct run_op *op, int exec_errno, shim_error_t *err)
 }
 
 static int
-run_make_error (const struct run_op *op, const struct spawn_result *sr, shim_error_t *err)
+run_make_error (const struct run_op *op, const struct spawn_result *sr, char *log_error,
+                shim_error_t *err)
 {
   const char *verb = runtime_verb_name (op->verb);
+  cleanup_free char *msg = log_error;
   if (sr->timed_out)
     return shim_error_make (err, 0, SHIM_DEADLINE_EXCEEDED,
                             "%s failed: runtime %s did not finish within %u ms (killed)", verb,
                             op->binary, op->timeout_ms);
-  cleanup_free char *msg = run_log_error (op);
   if (msg == NULL)
     msg = stderr_tail (sr->err, sr->err_len);
   if (msg == NULL && sr->exec_errno)
@@ -370,10 +330,11 @@ run_make_error (const struct run_op *op, const struct spawn_result *sr, shim_err
                           msg);
 }
 
+/* Answers the call: sr is the runtime's result, log_error (taken) the last error its log got
+ * during the call, if any. */
 static void
-run_done_cb (const struct spawn_result *sr, void *arg)
+run_finish (struct run_op *op, const struct spawn_result *sr, char *log_error)
 {
-  struct run_op *op = arg;
   struct runtime_result res = {
     .exit_code = sr->exit_code,
     .out = sr->out,
@@ -381,7 +342,9 @@ run_done_cb (const struct spawn_result *sr, void *arg)
     .started_ms = op->started_ms,
   };
   if (sr->timed_out || sr->exec_errno || sr->exit_code != 0)
-    run_make_error (op, sr, &res.err);
+    run_make_error (op, sr, log_error, &res.err);
+  else
+    free (log_error);
   log_debug ("runtime: `%s` (pid %d) exited %d after %llu ms%s%s", op->cmdline, (int) sr->pid,
              sr->exit_code, (unsigned long long) sr->duration_ms, res.err ? ": " : "",
              res.err ? res.err->msg : "");
@@ -389,6 +352,53 @@ run_done_cb (const struct spawn_result *sr, void *arg)
   trace_call_end (steal_ptr (&op->trace), sr, res.err ? res.err->msg : NULL);
   op->cb (&res, op->arg);
   shim_error_release (&res.err);
+}
+
+static void
+log_read_cb (const struct spawn_result *lr, void *arg)
+{
+  struct run_op *op = arg;
+  op->failed.out = op->failed_out;
+  op->failed.err = op->failed_err;
+  run_finish (op, &op->failed,
+              lr->exit_code == 0 ? runtime_log_tail_error (lr->out, lr->out_len) : NULL);
+  run_op_free (op);
+}
+
+/* A failed call's explanation is in the log: a child reads what the call appended (disk work,
+ * kept out of the loop) on the same spawn handle, so a cancel still reaches the call. */
+static bool
+run_read_log (struct run_op *op, const struct spawn_result *sr)
+{
+  if (op->log_path == NULL || op->spawn == NULL || sr->timed_out || sr->exec_errno)
+    return false;
+  cleanup_strv char **argv = runtime_log_tail_argv (op->log_path, op->log_offset);
+  struct spawn_req req = {
+    .argv = argv,
+    .stdin_fd = SPAWN_FD_NULL,
+    .stdout_fd = SPAWN_FD_CAPTURE,
+    .stderr_fd = SPAWN_FD_NULL,
+    .timeout_ms = RUNTIME_LOG_READ_TIMEOUT_MS,
+    .capture_max = RUNTIME_LOG_TAIL_MAX + 64,
+  };
+  op->failed = *sr;
+  op->failed_out = xstrndup (sr->out, sr->out_len);
+  op->failed_err = xstrndup (sr->err, sr->err_len);
+  cleanup_error shim_error_t err = NULL;
+  if (spawn_chain (op->spawn, &req, log_read_cb, op, &err) == 0)
+    return true;
+  log_warn ("runtime: cannot read %s: %s", op->log_path, err->msg);
+  return false;
+}
+
+static void
+run_done_cb (const struct spawn_result *sr, void *arg)
+{
+  struct run_op *op = arg;
+  bool failed = sr->timed_out || sr->exec_errno || sr->exit_code != 0;
+  if (failed && run_read_log (op, sr))
+    return;
+  run_finish (op, sr, NULL);
   run_op_free (op);
 }
 
@@ -493,6 +503,7 @@ runtime_run (const struct runtime *rt, const struct runtime_call *call, const st
       shim_error_wrap (err, "%s failed", runtime_verb_name (call->verb));
       return NULL;
     }
+  op->spawn = s;
   spawn_set_cancel_cleanup (s, run_op_free);
   return s;
 }

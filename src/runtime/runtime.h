@@ -49,9 +49,10 @@ int runtime_parse_pid (const char *text, pid_t *pid, shim_error_t *err);
  * "level" compared case-insensitively. Lines that are not JSON are skipped. NULL if none. */
 char *runtime_log_last_error (const char *text, size_t len);
 /* What a failed runtime_run() reads back from the runtime's JSON log, at most: the tail of what
- * the call appended, in one pread. Lines that started before the tail are skipped, so an error
- * line longer than this is not found there; the error falls back to the runtime's stderr (runc
- * prints its error there as well). runc and crun write one error line of a few hundred bytes. */
+ * the call appended, read by a child (runtime_log.c), not by the loop. Lines that started before
+ * the tail are skipped, so an error line longer than this is not found there; the error falls back
+ * to the runtime's stderr (runc prints its error there as well). runc and crun write one error line
+ * of a few hundred bytes. */
 #define RUNTIME_LOG_TAIL_MAX (64 * 1024)
 /* gRPC code for a runtime error message (one table: "does not exist" -> NOT_FOUND, ...). */
 int runtime_error_code (const char *msg);
@@ -87,8 +88,8 @@ struct runtime_io
  * stderr captured. A call the profile cannot make (profile_check_call()) is refused here:
  * NULL, nothing spawned, err "<verb> failed: <why>". On failure the error text is, in order of
  * preference: the runtime's last log error written during this call (within the last
- * RUNTIME_LOG_TAIL_MAX bytes it appended), its stderr, "exec <binary>:
- * <errno>", or the deadline. */
+ * RUNTIME_LOG_TAIL_MAX bytes it appended, read by a child on the same handle before cb runs:
+ * a cancel still reaches it), its stderr, "exec <binary>: <errno>", or the deadline. */
 struct spawn *runtime_run (const struct runtime *rt, const struct runtime_call *call,
                            const struct runtime_io *io, runtime_cb cb, void *arg,
                            shim_error_t *err);

@@ -10,7 +10,7 @@ case (`-P path`: nothing else is slowed):
 | create-config  | cshim.json written (fsync) on Create                  | fsync of cshim.json   |
 | profile-cache  | the runtime's `--version` cached on disk after a probe| fsync of the cache    |
 | checkpoint-log | CRIU's dump.log read and kept as criu-dump.log        | its read, the fsync   |
-| runtime-log    | log.json read after a failed runtime call             | the reads of log.json |
+| runtime-log    | log.json's tail read after a failed runtime call      | the reads of log.json |
 
 Meanwhile two clients poll the sibling container on the same shim over ttrpc, State on one
 connection and Pids (a `runtime ps` run) on another. Every answer must come in under BOUND, far
@@ -46,15 +46,12 @@ FAKE_CRIU = REPO / "test" / "fakes" / "fake-criu-runtime"
 PROBE_CACHE_DIR = "/run/cshim/probe"  # src/runtime/profile.h, unless CSHIM_PROBE_CACHE_DIR
 DUMP_LOG_BYTES = 1 << 20
 
-# The disk work still in the loop (issue 9, item 3), each being moved off it in its own change:
-# a case listed here that stalls the sibling is an expected failure (xfail); once it no longer
-# stalls, it fails until its entry is removed (the bound then holds for good). create-config and
-# profile-cache hold since write_file_atomic lost its fsync, checkpoint-log since a child copies
-# dump.log (src/model/model_checkpoint.c).
-IN_LOOP = {
-    "runtime-log": "the bounded pread of log.json in the loop after a failed runtime call "
-                   "(src/runtime/runtime.c, run_log_error)",
-}
+# Disk work still in the loop: a case listed here that stalls the sibling is an expected
+# failure (xfail); once it no longer stalls, it fails until its entry is removed (the bound then
+# holds for good). None is left: create-config and profile-cache hold since write_file_atomic
+# lost its fsync, checkpoint-log since a child copies dump.log (src/model/model_checkpoint.c),
+# runtime-log since a child reads the log's tail (src/runtime/runtime_log.c).
+IN_LOOP = {}
 
 
 class SlowDisk:
