@@ -27,7 +27,7 @@
 #define MAX_ANSWERS 16
 
 /* What a verb's done callback (or a Wait's) got. */
-struct answer
+struct model_answer
 {
   bool done;
   int code; /* SHIM_OK on success */
@@ -46,10 +46,10 @@ struct fx
   char *fake;
   char events[MAX_EVENTS][96];
   int n_events;
-  struct answer answers[MAX_ANSWERS];
+  struct model_answer answers[MAX_ANSWERS];
   int n_answers;
   long out_at_exit; /* size of out.log when the first exit was reported */
-  struct answer *held; /* an answer whose state the next exit records */
+  struct model_answer *held; /* an answer whose state the next exit records */
   bool held_done_at_exit;
 };
 
@@ -144,7 +144,7 @@ static const struct model_events events = {
   on_resumed,    on_checkpointed, on_deleted, NULL,
 };
 
-static struct answer *
+static struct model_answer *
 next_answer (struct fx *f)
 {
   assert_true (f->n_answers < MAX_ANSWERS);
@@ -154,7 +154,7 @@ next_answer (struct fx *f)
 static void
 done_cb (const struct model_result *res, shim_error_t err, void *arg)
 {
-  struct answer *a = arg;
+  struct model_answer *a = arg;
   assert_false (a->done); /* answered once */
   a->done = true;
   a->code = err ? err->code : SHIM_OK;
@@ -173,7 +173,7 @@ done_cb (const struct model_result *res, shim_error_t err, void *arg)
 static void
 wait_cb (int status, const struct timespec *at, void *arg)
 {
-  struct answer *a = arg;
+  struct model_answer *a = arg;
   (void) at;
   assert_false (a->done);
   a->done = true;
@@ -181,15 +181,15 @@ wait_cb (int status, const struct timespec *at, void *arg)
 }
 
 static bool
-answered (void *arg)
+model_answered (void *arg)
 {
-  return ((struct answer *) arg)->done;
+  return ((struct model_answer *) arg)->done;
 }
 
 static void
-await (struct fx *f, struct answer *a)
+await (struct fx *f, struct model_answer *a)
 {
-  run_until_or_fail (f->base, answered, a);
+  run_until_or_fail (f->base, model_answered, a);
 }
 
 /* ---- fixture ---- */
@@ -259,7 +259,7 @@ touch (struct fx *f, const char *name, const char *text)
 }
 
 /* Create of c1 with stdout to out.log; the answer. */
-static struct answer *
+static struct model_answer *
 create (struct fx *f)
 {
   struct task_options opts;
@@ -275,45 +275,45 @@ create (struct fx *f)
                               .stdout_path = out,
                               .stderr_path = "",
                               .opts = &opts };
-  struct answer *a = next_answer (f);
+  struct model_answer *a = next_answer (f);
   model_create (f->m, &req, done_cb, a);
   config_release (&opts);
   await (f, a);
   return a;
 }
 
-static struct answer *
+static struct model_answer *
 verb (struct fx *f, void (*fn) (struct model *, const char *, const char *, model_done_fn, void *),
       const char *exec_id)
 {
-  struct answer *a = next_answer (f);
+  struct model_answer *a = next_answer (f);
   fn (f->m, "c1", exec_id, done_cb, a);
   await (f, a);
   return a;
 }
 
-static struct answer *
+static struct model_answer *
 kill_ (struct fx *f, const char *exec_id, int sig)
 {
-  struct answer *a = next_answer (f);
+  struct model_answer *a = next_answer (f);
   model_kill (f->m, "c1", exec_id, sig, false, done_cb, a);
   await (f, a);
   return a;
 }
 
-static struct answer *
+static struct model_answer *
 control (struct fx *f, enum process_verb v)
 {
-  struct answer *a = next_answer (f);
+  struct model_answer *a = next_answer (f);
   model_control (f->m, "c1", v, NULL, done_cb, a);
   await (f, a);
   return a;
 }
 
-static struct answer *
+static struct model_answer *
 wait_ (struct fx *f, const char *exec_id)
 {
-  struct answer *a = next_answer (f);
+  struct model_answer *a = next_answer (f);
   struct waiter w = { .done = wait_cb, .arg = a };
   shim_error_t err = NULL;
   assert_int_equal (model_wait (f->m, "c1", exec_id, &w, &err), 0);
@@ -397,11 +397,11 @@ static void
 test_lifecycle_order (void **state)
 {
   struct fx *f = *state;
-  struct answer *a = create (f);
+  struct model_answer *a = create (f);
   assert_int_equal (a->code, SHIM_OK);
   assert_true (a->pid > 0);
   assert_int_equal (state_of (f, NULL), PROCESS_CREATED);
-  struct answer *w = wait_ (f, NULL);
+  struct model_answer *w = wait_ (f, NULL);
   assert_int_equal (verb (f, model_start, NULL)->code, SHIM_OK);
   assert_int_equal (state_of (f, NULL), PROCESS_RUNNING);
   assert_false (w->done);
@@ -427,7 +427,7 @@ test_exec_exits_before_init (void **state)
   verb (f, model_start, NULL);
   exec_ (f, "e1");
   assert_int_equal (verb (f, model_start, "e1")->code, SHIM_OK);
-  struct answer *w = wait_ (f, "e1");
+  struct model_answer *w = wait_ (f, "e1");
   kill_ (f, NULL, SIGKILL);
   await_init_exit (f);
   assert_true (w->done);
@@ -460,7 +460,7 @@ test_kill_delete_each_state (void **state)
   create (f);
   /* created: Kill reaches the runtime; running: Delete is refused. */
   verb (f, model_start, NULL);
-  struct answer *a = verb (f, model_delete, NULL);
+  struct model_answer *a = verb (f, model_delete, NULL);
   assert_int_equal (a->code, SHIM_UNKNOWN);
   assert_string_equal (a->msg, "cannot delete a running process");
   /* paused: Delete refused, Kill allowed. */
@@ -495,8 +495,8 @@ test_delete_created (void **state)
   create (f);
   /* The init's exit is reaped before delete returns, its output not yet drained. */
   touch (f, "delete-linger", "");
-  struct answer *w = wait_ (f, NULL);
-  struct answer *a = verb (f, model_delete, NULL);
+  struct model_answer *w = wait_ (f, NULL);
+  struct model_answer *a = verb (f, model_delete, NULL);
   assert_int_equal (a->code, SHIM_OK);
   assert_int_equal (a->status, 0);
   assert_true (w->done);
@@ -511,7 +511,7 @@ test_kill_created (void **state)
 {
   struct fx *f = *state;
   create (f);
-  struct answer *w = wait_ (f, NULL);
+  struct model_answer *w = wait_ (f, NULL);
   assert_int_equal (kill_ (f, NULL, SIGKILL)->code, SHIM_OK);
   await (f, w);
   assert_int_equal (w->status, 137);
@@ -528,13 +528,13 @@ test_exec_kill_delete_each_state (void **state)
   create (f);
   verb (f, model_start, NULL);
   exec_ (f, "e1");
-  struct answer *a = kill_ (f, "e1", SIGKILL);
+  struct model_answer *a = kill_ (f, "e1", SIGKILL);
   assert_int_equal (a->code, SHIM_FAILED_PRECONDITION);
   assert_string_equal (a->msg, "process not created");
   verb (f, model_start, "e1");
   a = verb (f, model_delete, "e1");
   assert_string_equal (a->msg, "cannot delete a running process");
-  struct answer *w = wait_ (f, "e1");
+  struct model_answer *w = wait_ (f, "e1");
   assert_int_equal (kill_ (f, "e1", SIGTERM)->code, SHIM_OK);
   await (f, w);
   a = verb (f, model_delete, "e1");
@@ -570,7 +570,7 @@ test_runtime_failure (void **state)
   struct fx *f = *state;
   create (f);
   touch (f, "fail-start", "boom");
-  struct answer *a = verb (f, model_start, NULL);
+  struct model_answer *a = verb (f, model_start, NULL);
   assert_int_not_equal (a->code, SHIM_OK);
   assert_non_null (strstr (a->msg, "OCI runtime start failed"));
   assert_non_null (strstr (a->msg, "boom"));
@@ -609,10 +609,10 @@ test_teardown_answers_all (void **state)
   create (f);
   verb (f, model_start, NULL);
   exec_ (f, "e1");
-  struct answer *w1 = wait_ (f, NULL);
-  struct answer *w2 = wait_ (f, "e1");
+  struct model_answer *w1 = wait_ (f, NULL);
+  struct model_answer *w2 = wait_ (f, "e1");
   touch (f, "hang-pause", "");
-  struct answer *pause = next_answer (f), *resume = next_answer (f), *del = next_answer (f);
+  struct model_answer *pause = next_answer (f), *resume = next_answer (f), *del = next_answer (f);
   model_control (f->m, "c1", PROCESS_PAUSE, NULL, done_cb, pause);
   model_control (f->m, "c1", PROCESS_RESUME, NULL, done_cb, resume);
   model_delete (f->m, "c1", NULL, done_cb, del);
@@ -636,7 +636,7 @@ test_exec_without_pid_file_killed (void **state)
   verb (f, model_start, NULL);
   exec_ (f, "e1");
   touch (f, "exec-no-pidfile", "");
-  struct answer *a = verb (f, model_start, "e1");
+  struct model_answer *a = verb (f, model_start, "e1");
   assert_int_not_equal (a->code, SHIM_OK);
   pid_t orphan = started_pid (f, 1);
   run_until_or_fail (f->base, pid_reaped, &orphan);
@@ -654,7 +654,7 @@ test_exec_watch_failure (void **state)
   verb (f, model_start, NULL);
   exec_ (f, "e1");
   touch (f, "exec-pid-init", "");
-  struct answer *a = verb (f, model_start, "e1");
+  struct model_answer *a = verb (f, model_start, "e1");
   assert_int_equal (a->code, SHIM_INTERNAL);
   assert_int_equal (kill (pid_of (f, NULL), 0), 0);
   assert_int_equal (state_of (f, NULL), PROCESS_RUNNING);
@@ -671,8 +671,8 @@ test_exit_before_watch (void **state)
   touch (f, "exec-cmd", "exit 7");
   touch (f, "exec-linger", "");
   exec_ (f, "e1");
-  struct answer *w = wait_ (f, "e1");
-  struct answer *a = verb (f, model_start, "e1");
+  struct model_answer *w = wait_ (f, "e1");
+  struct model_answer *a = verb (f, model_start, "e1");
   assert_int_equal (a->code, SHIM_OK);
   await (f, w);
   assert_int_equal (w->status, 7);
@@ -718,7 +718,7 @@ test_checkpoint_work_dir_removed (void **state)
   verb (f, model_start, NULL);
   cleanup_free char *image = xasprintf ("%s/image", f->dir);
   struct model_checkpoint ck = { .path = image };
-  struct answer *a = next_answer (f), *p = next_answer (f);
+  struct model_answer *a = next_answer (f), *p = next_answer (f);
   model_checkpoint (f->m, "c1", &ck, done_cb, a);
   model_control (f->m, "c1", PROCESS_PAUSE, NULL, done_cb, p);
   await (f, p);

@@ -33,15 +33,6 @@
 #define MAX_CALLS 8
 
 /* The answer to one client call. */
-struct answer
-{
-  bool done;
-  int code;
-  char message[160];
-  uint8_t *payload;
-  size_t len;
-};
-
 struct fx
 {
   struct shim shim;
@@ -131,43 +122,18 @@ teardown (void **state)
 
 /* Client side. */
 
-static void
-answer_cb (int code, const char *message, const uint8_t *payload, size_t len, void *arg)
-{
-  struct answer *a = arg;
-  a->done = true;
-  a->code = code;
-  snprintf (a->message, sizeof a->message, "%s", message ? message : "");
-  a->payload = xmalloc (len + 1);
-  if (len > 0)
-    memcpy (a->payload, payload, len);
-  a->len = len;
-}
-
 /* Sends method(req) into answer slot; the answer comes while the loop runs. */
 static struct answer *
-send_call (struct fx *fx, int slot, const char *service, const char *method,
+slot_call (struct fx *fx, int slot, const char *service, const char *method,
            const ProtobufCMessage *req)
 {
-  shim_error_t err = NULL;
-  struct answer *a = &fx->answers[slot];
-  free (a->payload);
-  *a = (struct answer){ 0 };
-  assert_int_equal (
-      ttrpc_client_call (fx->client, service, method, req, NULL, 0, 0, answer_cb, a, &err), 0);
-  return a;
-}
-
-static bool
-answered (void *arg)
-{
-  return ((struct answer *) arg)->done;
+  return send_call (fx->client, &fx->answers[slot], service, method, req);
 }
 
 static struct answer *
 sb_call (struct fx *fx, int slot, const char *method, const ProtobufCMessage *req)
 {
-  struct answer *a = send_call (fx, slot, SVC, method, req);
+  struct answer *a = slot_call (fx, slot, SVC, method, req);
   run_until_or_fail (fx->base, answered, a);
   return a;
 }
@@ -287,7 +253,7 @@ test_unknown_sandbox (void **state)
   Ttrpc__KeyValue kv = TTRPC__KEY_VALUE__INIT;
   kv.key = (char *) "k";
   kv.value = (char *) "v";
-  struct answer *a = send_call (fx, 1, "test.v1.Echo", "Echo", &kv.base);
+  struct answer *a = slot_call (fx, 1, "test.v1.Echo", "Echo", &kv.base);
   run_until_or_fail (fx->base, answered, a);
   assert_int_equal (a->code, SHIM_OK);
 }
@@ -357,7 +323,7 @@ test_start_wait_stop (void **state)
   Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
       = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
   wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = send_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
   run_for_ms (fx->base, 50);
   assert_false (wait->done); /* parked while the sandbox runs */
   assert_true (sandbox_service_active (fx->sb));
@@ -394,7 +360,7 @@ test_pause_death_ends_wait (void **state)
   Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
       = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
   wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = send_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
   assert_true (run_until (fx->base, catches_sigterm, &pid, 5000));
   assert_int_equal (kill (pid, SIGTERM), 0); /* the pause process handles it: exit 0 */
   run_until_or_fail (fx->base, answered, wait);
@@ -417,7 +383,7 @@ test_shutdown (void **state)
   Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
       = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
   wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = send_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
   fx->n_tasks = 1;
   assert_false (sandbox_service_exit_after_delete (fx->sb, fx->bundle, 0));
   id_call (fx, "ShutdownSandbox", "pod1", SHIM_OK);

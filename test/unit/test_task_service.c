@@ -34,15 +34,6 @@
 #define SVC "containerd.task.v2.Task"
 #define MAX_TOPICS 16
 
-struct answer
-{
-  bool done;
-  int code;
-  char message[200];
-  uint8_t *payload;
-  size_t len;
-};
-
 struct fx
 {
   struct shim shim;
@@ -145,35 +136,11 @@ teardown (void **state)
 
 /* ---- client side ---- */
 
-static void
-answer_cb (int code, const char *message, const uint8_t *payload, size_t len, void *arg)
-{
-  struct answer *a = arg;
-  a->done = true;
-  a->code = code;
-  snprintf (a->message, sizeof a->message, "%s", message ? message : "");
-  a->payload = xmalloc (len + 1);
-  if (len > 0)
-    memcpy (a->payload, payload, len);
-  a->len = len;
-}
-
-static bool
-answered (void *arg)
-{
-  return ((struct answer *) arg)->done;
-}
-
 /* Calls method(req) and runs the loop until it is answered. */
 static struct answer *
 call (struct fx *f, const char *method, const ProtobufCMessage *req)
 {
-  shim_error_t err = NULL;
-  struct answer *a = &f->answer;
-  free (a->payload);
-  *a = (struct answer){ 0 };
-  assert_int_equal (ttrpc_client_call (f->client, SVC, method, req, NULL, 0, 0, answer_cb, a, &err),
-                    0);
+  struct answer *a = send_call (f->client, &f->answer, SVC, method, req);
   run_until_or_fail (f->base, answered, a);
   return a;
 }
@@ -292,12 +259,7 @@ test_id_checks (void **state)
    * StateRequest would read "c1". */
   struct raw_ids raw
       = { .base = { &raw_ids_descriptor, 0, NULL }, .id = { 4, (uint8_t *) "c1\0x" } };
-  shim_error_t err = NULL;
-  struct answer *a = &f->answer;
-  free (a->payload);
-  *a = (struct answer){ 0 };
-  assert_int_equal (
-      ttrpc_client_call (f->client, SVC, "State", &raw.base, NULL, 0, 0, answer_cb, a, &err), 0);
+  struct answer *a = send_call (f->client, &f->answer, SVC, "State", &raw.base);
   run_until_or_fail (f->base, answered, a);
   assert_int_equal (a->code, 5 /* NotFound */);
   Containerd__Task__V2__ConnectRequest conn = CONTAINERD__TASK__V2__CONNECT_REQUEST__INIT;

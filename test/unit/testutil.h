@@ -28,6 +28,7 @@
 
 #include "platform/reaper.h"
 #include "base/util.h"
+#include "wire/ttrpc_client.h"
 
 /* ---- driving the loop ---- */
 
@@ -214,6 +215,49 @@ assert_argv (char **got, const char *const *want)
     }
   assert_null (got[i]);
   strv_free (got);
+}
+
+/* ---- ttrpc client calls ---- */
+
+/* What a ttrpc_client_call() got back, kept past its callback. */
+struct answer
+{
+  bool done;
+  int code;
+  char message[200];
+  uint8_t *payload;
+  size_t len;
+};
+
+static inline void
+answer_cb (int code, const char *message, const uint8_t *payload, size_t len, void *arg)
+{
+  struct answer *a = arg;
+  a->done = true;
+  a->code = code;
+  snprintf (a->message, sizeof a->message, "%s", message ? message : "");
+  a->payload = xmalloc (len + 1);
+  if (len > 0)
+    memcpy (a->payload, payload, len);
+  a->len = len;
+}
+
+static inline bool
+answered (void *arg)
+{
+  return ((struct answer *) arg)->done;
+}
+
+/* Sends service.method(req), its answer into a (emptied first); it comes while the loop runs. */
+static inline struct answer *
+send_call (struct ttrpc_client *c, struct answer *a, const char *service, const char *method,
+           const ProtobufCMessage *req)
+{
+  shim_error_t err = NULL;
+  free (a->payload);
+  *a = (struct answer){ 0 };
+  assert_int_equal (ttrpc_client_call (c, service, method, req, NULL, 0, 0, answer_cb, a, &err), 0);
+  return a;
 }
 
 #endif
