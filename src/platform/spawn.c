@@ -65,8 +65,7 @@ struct child_ends
 static void
 child_ends_close (struct child_ends *c)
 {
-  for (size_t i = 0; i < c->n; i++)
-    close (c->fds[i]);
+  close_fds (c->fds, c->n);
   c->n = 0;
 }
 
@@ -74,9 +73,7 @@ static void
 capture_close (struct capture *c)
 {
   event_freep (&c->ev);
-  if (c->fd >= 0)
-    close (c->fd);
-  c->fd = -1;
+  close_fd (&c->fd);
   c->eof = true;
 }
 
@@ -124,9 +121,7 @@ static void
 stdin_close (struct spawn *s)
 {
   event_freep (&s->stdin_ev);
-  if (s->stdin_fd >= 0)
-    close (s->stdin_fd);
-  s->stdin_fd = -1;
+  close_fd (&s->stdin_fd);
 }
 
 /* Everything but the reaper watch: what a canceled spawn no longer needs while it dies. */
@@ -141,18 +136,25 @@ spawn_release_io (struct spawn *s)
   event_freep (&s->grace);
 }
 
+/* What one child left: its pipes, timers, captured output and stdin data. */
 static void
-spawn_free (struct spawn *s)
+spawn_drop_child (struct spawn *s)
 {
   spawn_release_io (s);
-  if (s->watch)
-    reaper_unwatch (s->reaper, s->watch);
-  if (s->canceled && s->cancel_cleanup)
-    s->cancel_cleanup (s->arg);
   free (s->out.buf);
   free (s->err.buf);
   free (s->exec_status.buf);
   free (s->stdin_data);
+}
+
+static void
+spawn_free (struct spawn *s)
+{
+  if (s->watch)
+    reaper_unwatch (s->reaper, s->watch);
+  if (s->canceled && s->cancel_cleanup)
+    s->cancel_cleanup (s->arg);
+  spawn_drop_child (s);
   free (s);
 }
 
@@ -353,6 +355,10 @@ spawn_reset (struct spawn *s, const struct spawn_req *req, spawn_cb cb, void *ar
   s->cb = cb;
   s->arg = arg;
   s->stdin_fd = -1;
+  s->stdin_data = NULL;
+  s->stdin_len = s->stdin_off = 0;
+  s->reaped = s->timed_out = false;
+  s->status = 0;
   s->out = (struct capture){ .owner = s, .fd = -1, .max = max, .eof = true };
   s->err = (struct capture){ .owner = s, .fd = -1, .max = max, .eof = true };
   s->exec_status = (struct capture){ .owner = s, .fd = -1, .max = sizeof (int), .eof = true };
@@ -451,7 +457,8 @@ spawn_launch (struct spawn *s, const struct spawn_req *req, shim_error_t *err)
   child_ends_close (&ends);
   if (ret < 0)
     return -1;
-  s->watch = reaper_watch (s->reaper, s->pid, reaped_cb, s);
+  /* An exit cached from before the fork is an earlier process's whose pid was reused. */
+  s->watch = reaper_watch_since (s->reaper, s->pid, s->start_ms, reaped_cb, s);
   if (s->watch == NULL)
     {
       /* Someone watches a stale entry for this pid; the child would never be reported. */
@@ -484,15 +491,7 @@ spawn_chain (struct spawn *s, const struct spawn_req *req, spawn_cb cb, void *ar
 {
   if (!s->in_cb || s->chained || req->argv == NULL || req->argv[0] == NULL)
     return shim_error_make (err, EINVAL, SHIM_INVALID_ARGUMENT, "spawn: cannot chain here");
-  spawn_release_io (s);
-  free (s->out.buf);
-  free (s->err.buf);
-  free (s->exec_status.buf);
-  free (s->stdin_data);
-  s->stdin_data = NULL;
-  s->stdin_len = s->stdin_off = 0;
-  s->reaped = s->timed_out = false;
-  s->status = 0;
+  spawn_drop_child (s);
   spawn_reset (s, req, cb, arg);
   if (spawn_launch (s, req, err) < 0)
     return -1;

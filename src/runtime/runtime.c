@@ -330,6 +330,12 @@ run_make_error (const struct run_op *op, const struct spawn_result *sr, char *lo
                           msg);
 }
 
+static bool
+run_failed (const struct spawn_result *sr)
+{
+  return sr->timed_out || sr->exec_errno || sr->exit_code != 0;
+}
+
 /* Answers the call: sr is the runtime's result, log_error (taken) the last error its log got
  * during the call, if any. */
 static void
@@ -341,7 +347,7 @@ run_finish (struct run_op *op, const struct spawn_result *sr, char *log_error)
     .out_len = sr->out_len,
     .started_ms = op->started_ms,
   };
-  if (sr->timed_out || sr->exec_errno || sr->exit_code != 0)
+  if (run_failed (sr))
     run_make_error (op, sr, log_error, &res.err);
   else
     free (log_error);
@@ -354,23 +360,40 @@ run_finish (struct run_op *op, const struct spawn_result *sr, char *log_error)
   shim_error_release (&res.err);
 }
 
-static void
-log_read_cb (const struct spawn_result *lr, void *arg)
+/* The runtime's output, NUL-terminated, kept past its spawn's callback. */
+static char *
+keep_output (const char *data, size_t len)
 {
-  struct run_op *op = arg;
+  char *copy = xmalloc (len + 1);
+  memcpy (copy, data, len);
+  copy[len] = '\0';
+  return copy;
+}
+
+/* Answers a failed call from what run_read_log kept of it, then frees op. */
+static void
+run_finish_kept (struct run_op *op, char *log_error)
+{
   op->failed.out = op->failed_out;
   op->failed.err = op->failed_err;
-  run_finish (op, &op->failed,
-              lr->exit_code == 0 ? runtime_log_tail_error (lr->out, lr->out_len) : NULL);
+  run_finish (op, &op->failed, log_error);
   run_op_free (op);
 }
 
+static void
+log_read_cb (const struct spawn_result *lr, void *arg)
+{
+  run_finish_kept (arg, lr->exit_code == 0 ? runtime_log_tail_error (lr->out, lr->out_len) : NULL);
+}
+
 /* A failed call's explanation is in the log: a child reads what the call appended (disk work,
- * kept out of the loop) on the same spawn handle, so a cancel still reaches the call. */
+ * kept out of the loop) on the same spawn handle, so a cancel still reaches the call. False
+ * when there is no log to read (nothing done); otherwise op is answered through the child, or
+ * at once if it cannot start (from the result kept first: a chain frees sr's buffers). */
 static bool
 run_read_log (struct run_op *op, const struct spawn_result *sr)
 {
-  if (op->log_path == NULL || op->spawn == NULL || sr->timed_out || sr->exec_errno)
+  if (op->log_path == NULL || sr->timed_out || sr->exec_errno)
     return false;
   cleanup_strv char **argv = runtime_log_tail_argv (op->log_path, op->log_offset);
   struct spawn_req req = {
@@ -382,21 +405,22 @@ run_read_log (struct run_op *op, const struct spawn_result *sr)
     .capture_max = RUNTIME_LOG_TAIL_MAX + 64,
   };
   op->failed = *sr;
-  op->failed_out = xstrndup (sr->out, sr->out_len);
-  op->failed_err = xstrndup (sr->err, sr->err_len);
+  op->failed_out = keep_output (sr->out, sr->out_len);
+  op->failed_err = keep_output (sr->err, sr->err_len);
   cleanup_error shim_error_t err = NULL;
-  if (spawn_chain (op->spawn, &req, log_read_cb, op, &err) == 0)
-    return true;
-  log_warn ("runtime: cannot read %s: %s", op->log_path, err->msg);
-  return false;
+  if (spawn_chain (op->spawn, &req, log_read_cb, op, &err) < 0)
+    {
+      log_warn ("runtime: cannot read %s: %s", op->log_path, err->msg);
+      run_finish_kept (op, NULL);
+    }
+  return true;
 }
 
 static void
 run_done_cb (const struct spawn_result *sr, void *arg)
 {
   struct run_op *op = arg;
-  bool failed = sr->timed_out || sr->exec_errno || sr->exit_code != 0;
-  if (failed && run_read_log (op, sr))
+  if (run_failed (sr) && run_read_log (op, sr))
     return;
   run_finish (op, sr, NULL);
   run_op_free (op);
