@@ -21,10 +21,16 @@ struct checkpoint_op
   char *cgroups_mode;
   char **empty_ns;
   bool own_work; /* work_path is the default one: removed after the call, as the stock shim does */
-  bool failed; /* the checkpoint failed with err, answered once the cleanup child is done */
-  shim_error_t err;
-  struct model_result result;
+  shim_error_t err; /* how the checkpoint failed: answered once the cleanup child is done */
 };
+
+/* Answers the Checkpoint (its result carries nothing: success or err) and frees k. */
+static void
+checkpoint_answer (struct checkpoint_op *k)
+{
+  static const struct model_result done = { 0 };
+  container_op_finish (k->op.container, &done, steal_ptr (&k->err));
+}
 
 static void
 checkpoint_op_free (struct op *op)
@@ -95,22 +101,20 @@ cleanup_done_cb (const struct spawn_result *res, void *arg)
   if (res->exit_code != 0)
     log_warn ("checkpoint of %s: keeping dump.log / removing %s: exit status %d",
               k->op.container->id, k->work_path, res->exit_code);
-  /* Finishing frees k: the error is taken out of it first. */
-  container_op_finish (k->op.container, k->failed ? NULL : &k->result, steal_ptr (&k->err));
+  checkpoint_answer (k);
 }
 
 static void
 checkpoint_finish (struct checkpoint_op *k, shim_error_t err)
 {
   struct container *c = k->op.container;
-  k->failed = err != NULL;
   k->err = err;
-  if (!k->failed && !k->own_work)
+  if (err == NULL && !k->own_work)
     {
-      container_op_finish (c, &k->result, NULL);
+      checkpoint_answer (k);
       return;
     }
-  cleanup_free char *src = k->failed ? xasprintf ("%s/dump.log", k->work_path) : xstrdup ("");
+  cleanup_free char *src = err ? xasprintf ("%s/dump.log", k->work_path) : xstrdup ("");
   cleanup_free char *dst = xasprintf ("%s/criu-dump.log", c->bundle);
   char *const argv[] = { "sh", "-c", (char *) cleanup_script,         "sh",
                          src,  dst,  k->own_work ? k->work_path : "", NULL };
@@ -125,7 +129,7 @@ checkpoint_finish (struct checkpoint_op *k, shim_error_t err)
   if (k->op.spawn)
     return;
   log_warn ("checkpoint of %s: cannot clean up after CRIU: %s", c->id, spawn_err->msg);
-  container_op_finish (c, k->failed ? NULL : &k->result, steal_ptr (&k->err));
+  checkpoint_answer (k);
 }
 
 static void
