@@ -14,14 +14,6 @@ static const char *const state_names[PROCESS_N_STATES] = {
   [PROCESS_STOPPED] = "stopped", [PROCESS_DELETED] = "deleted",
 };
 
-static const char *const verb_names[PROCESS_N_VERBS] = {
-  [PROCESS_START] = "start",   [PROCESS_KILL] = "kill",
-  [PROCESS_PAUSE] = "pause",   [PROCESS_RESUME] = "resume",
-  [PROCESS_DELETE] = "delete", [PROCESS_EXEC] = "exec",
-  [PROCESS_UPDATE] = "update", [PROCESS_CHECKPOINT] = "checkpoint",
-  [PROCESS_RESIZE] = "resize", [PROCESS_EXIT] = "exit",
-};
-
 struct transition
 {
   int code; /* SHIM_OK when legal */
@@ -135,12 +127,6 @@ process_next (enum process_state s, enum process_verb verb)
   return t->code == SHIM_OK && t->next >= 0 ? (enum process_state) t->next : s;
 }
 
-const char *
-process_verb_name (enum process_verb verb)
-{
-  return (unsigned) verb < PROCESS_N_VERBS ? verb_names[verb] : "unknown";
-}
-
 void
 process_move (struct process *p, enum process_verb verb)
 {
@@ -200,7 +186,6 @@ process_record_exit (struct process *p, int status, const struct timespec *when)
 void
 process_record_failed_start (struct process *p)
 {
-  p->start_failed = true;
   /* No process came to be: its Waits are answered as for an exit (255), with no event. */
   if (p->pid <= 0 && !p->exited)
     {

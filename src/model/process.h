@@ -71,7 +71,6 @@ struct process
   bool starting; /* Start's runtime call in flight: an exit waits for its start event */
   unsigned killing; /* runtime kill calls in flight: an exit waits for their answers */
   bool started; /* TaskStart / TaskExecStarted published */
-  bool start_failed; /* start never happened: no exit event, waiters still answered */
   bool exited; /* reaped */
   bool exit_published; /* TaskExit queued, waiters answered */
   int exit_status;
@@ -81,7 +80,6 @@ struct process
 TAILQ_HEAD (process_list, process);
 
 const char *process_state_name (enum process_state s);
-const char *process_verb_name (enum process_verb verb);
 
 /* 0 if verb is legal in state s, else < 0 with err set. */
 int process_check (enum process_state s, enum process_verb verb, shim_error_t *err);
