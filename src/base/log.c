@@ -45,8 +45,10 @@ log_open_fifo (const char *path, shim_error_t *err)
       close (fd);
       return shim_error_make (err, saved, SHIM_UNKNOWN, "dup2 log");
     }
-  /* Non-blocking already: O_NONBLOCK belongs to the open file, which dup2 shares. */
-  close (fd);
+  /* Non-blocking already: O_NONBLOCK belongs to the open file, which dup2 shares. Started
+   * with fd 2 closed, open returned 2 itself, which must stay. */
+  if (fd != STDERR_FILENO)
+    close (fd);
   logger.fd = STDERR_FILENO;
   return 0;
 }

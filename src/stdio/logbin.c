@@ -240,9 +240,7 @@ logbin_release_ready (struct logbin *l)
 {
   event_freep (&l->ready_ev);
   event_freep (&l->deadline_ev);
-  if (l->ready_fd >= 0)
-    close (l->ready_fd);
-  l->ready_fd = -1;
+  close_fd (&l->ready_fd);
 }
 
 static void
@@ -316,7 +314,7 @@ logbin_ready_eof (struct logbin *l)
       return;
     }
   event_freep (&l->ready_ev);
-  close (steal_fd (&l->ready_fd));
+  close_fd (&l->ready_fd);
 }
 
 static void

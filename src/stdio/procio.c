@@ -414,8 +414,7 @@ void
 proc_io_start (struct proc_io *io)
 {
   for (int i = 0; i < 3; i++)
-    if (io->child_fds[i] >= 0)
-      close_fd (&io->child_fds[i]);
+    close_fd (&io->child_fds[i]);
   io->started = true;
   /* With a terminal, copying starts when the master arrives. */
   if (io->console == NULL)

@@ -164,8 +164,7 @@ conn_close (struct ttrpc_conn *conn, const char *why)
   event_freep (&conn->hup_ev);
   evbuffer_free (steal_ptr (&conn->in));
   evbuffer_free (steal_ptr (&conn->out));
-  close (conn->fd);
-  conn->fd = -1;
+  close_fd (&conn->fd);
   LIST_REMOVE (conn, link);
   s->n_conns--;
   conn->server = NULL;
@@ -565,8 +564,7 @@ ttrpc_server_free (struct ttrpc_server *s)
   event_freep (&s->stall_ev);
   event_freep (&s->resume_ev);
   event_freep (&s->trim_ev);
-  if (s->listen_fd >= 0)
-    close (s->listen_fd);
+  close_fd (&s->listen_fd);
   free (s);
 }
 
