@@ -40,7 +40,7 @@ pytestmark = pytest.mark.cshim_only
 
 GROUP_ANNOTATION = "io.containerd.runc.v2.group"
 DELAY = 4.0           # seconds each slowed syscall waits
-BOUND = 1.0           # seconds any sibling answer may take (a stalled loop takes DELAY)
+BOUND = DELAY / 2     # seconds any sibling answer may take (a stalled loop takes DELAY)
 POLL_INTERVAL = 0.02
 FAKE_CRIU = REPO / "test" / "fakes" / "fake-criu-runtime"
 PROBE_CACHE_DIR = "/run/cshim/probe"  # src/runtime/profile.h, unless CSHIM_PROBE_CACHE_DIR

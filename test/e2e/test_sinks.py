@@ -5,7 +5,9 @@ the sink works (a file with room again, a FIFO that has a reader again)."""
 
 import os
 import re
+import select
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,7 +140,11 @@ def test_fifo_gets_output_again_when_a_reader_attaches(containerd, ctr, runtime,
     try:
         # the FIFO may still hold bytes the first reader left: read up to the marker
         seen = b""
+        deadline = time.monotonic() + RUN_TIMEOUT
         while b"attached-marker\n" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([attach.stdout], [], [], left)[0], \
+                f"no marker from the attached reader: {seen[-200:]!r}"
             chunk = os.read(attach.stdout.fileno(), 1 << 16)
             assert chunk, f"attach ended before the marker: {seen[-200:]!r}"
             seen += chunk

@@ -214,36 +214,14 @@ setup (void **state)
   return 0;
 }
 
-static void
-kill_leftovers (struct fx *f)
-{
-  cleanup_free char *path = xasprintf ("%s/pids", f->dir);
-  FILE *fp = fopen (path, "r");
-  int pid;
-  while (fp && fscanf (fp, "%d", &pid) == 1)
-    kill (pid, SIGKILL);
-  if (fp)
-    fclose (fp);
-}
-
-/* No child is left: a cancelled runtime call frees its spawn only once it is reaped. */
-static bool
-no_children (void *arg)
-{
-  (void) arg;
-  cleanup_free char *path = xasprintf ("/proc/self/task/%d/children", (int) getpid ());
-  cleanup_free char *text = NULL;
-  size_t len = 0;
-  return read_file (path, 4096, &text, &len, NULL) == 0 && len == 0;
-}
-
 static int
 teardown (void **state)
 {
   struct fx *f = *state;
   model_free (f->m);
-  kill_leftovers (f);
-  run_until (f->base, no_children, NULL, 5000);
+  kill_fake_containers (f->dir);
+  /* A cancelled runtime call frees its spawn only once it is reaped: none is left. */
+  assert_true (run_until (f->base, no_children, NULL, 5000));
   loop_with_reaper_free (f->base, f->reaper);
   remove_tree (f->dir);
   free (f->fake);

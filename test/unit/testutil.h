@@ -217,6 +217,34 @@ assert_argv (char **got, const char *const *want)
   strv_free (got);
 }
 
+/* ---- children ---- */
+
+/* True once this process has no child left (direct ones, and orphans the subreaper took). */
+static inline bool
+no_children (void *arg)
+{
+  (void) arg;
+  cleanup_free char *path = xasprintf ("/proc/self/task/%d/children", (int) getpid ());
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  return read_file (path, 4096, &text, &len, NULL) == 0 && len == 0;
+}
+
+/* test/fakes/fake-model-runtime keeps the pid of every container process it started in
+ * <bundle>/pids: the shim leaves containers running when it goes, as the stock shim does, so
+ * a test kills them itself. */
+static inline void
+kill_fake_containers (const char *bundle)
+{
+  cleanup_free char *path = xasprintf ("%s/pids", bundle);
+  FILE *fp = fopen (path, "r");
+  int pid;
+  while (fp && fscanf (fp, "%d", &pid) == 1)
+    kill (pid, SIGKILL);
+  if (fp)
+    fclose (fp);
+}
+
 /* ---- ttrpc client calls ---- */
 
 /* What a ttrpc_client_call() got back, kept past its callback. */
