@@ -54,10 +54,20 @@ model_container_count (const struct model *m)
   return m->n_containers;
 }
 
-bool
-model_has_container (const struct model *m, const char *id)
+int
+model_check_new (const struct model *m, const char *id, shim_error_t *err)
 {
-  return model_find (m, id) != NULL;
+  if (model_find (m, id) == NULL)
+    return 0;
+  return shim_error_make (err, 0, SHIM_ALREADY_EXISTS, "container %s already exists", id);
+}
+
+int
+model_check_exists (const struct model *m, const char *id, shim_error_t *err)
+{
+  if (model_find (m, id))
+    return 0;
+  return shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
 }
 
 pid_t
@@ -84,7 +94,7 @@ model_get (struct model *m, const char *id, shim_error_t *err)
 {
   struct container *c = model_find (m, id);
   if (c == NULL)
-    shim_error_make (err, 0, SHIM_NOT_FOUND, "container not created");
+    model_check_exists (m, id, err);
   return c;
 }
 

@@ -73,7 +73,10 @@ struct model *model_new (const struct model_config *cfg);
 /* Shutdown: running and queued operations are failed Unavailable, containers torn down. */
 void model_free (struct model *m);
 size_t model_container_count (const struct model *m);
-bool model_has_container (const struct model *m, const char *id);
+/* 0 if id names no container yet, else AlreadyExists in err: what Create refuses. */
+int model_check_new (const struct model *m, const char *id, shim_error_t *err);
+/* 0 if container id exists, else NotFound in err ("container not created"). */
+int model_check_exists (const struct model *m, const char *id, shim_error_t *err);
 /* The init pid of container id, 0 if none. */
 pid_t model_init_pid (const struct model *m, const char *id);
 

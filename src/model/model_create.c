@@ -233,9 +233,8 @@ void
 model_create (struct model *m, const struct model_create *req, model_done_fn done, void *arg)
 {
   shim_error_t err = NULL;
-  if (model_find (m, req->id))
+  if (model_check_new (m, req->id, &err) < 0)
     {
-      shim_error_make (&err, 0, SHIM_ALREADY_EXISTS, "container %s already exists", req->id);
       model_fail (done, arg, err);
       return;
     }

@@ -87,9 +87,7 @@ task_handle_checkpoint (struct ttrpc_call *call, const ProtobufCMessage *msg, vo
   cleanup_strv char **empty_ns = NULL;
   struct model_checkpoint ck = { .path = req->path };
   /* A task that does not exist is NotFound whatever its options say. */
-  if (!model_has_container (svc->model, req->id))
-    shim_error_make (&err, 0, SHIM_NOT_FOUND, "container not created");
-  else
+  if (model_check_exists (svc->model, req->id, &err) == 0)
     read_options (&ck, req->options, &opts, &empty_ns, &err);
   if (err)
     {

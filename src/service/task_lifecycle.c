@@ -94,9 +94,9 @@ task_handle_create (struct ttrpc_call *call, const ProtobufCMessage *msg, void *
   struct task_options opts;
   if (req->id[0] == '\0' || req->bundle[0] != '/')
     shim_error_make (&err, 0, SHIM_INVALID_ARGUMENT, "create needs an id and an absolute bundle");
-  else if (model_has_container (svc->model, req->id))
-    shim_error_make (&err, 0, SHIM_ALREADY_EXISTS, "container %s already exists", req->id);
-  else if (create_options (req, &opts, &err) < 0)
+  /* An existing id is refused before the options are read, as the stock shim does. */
+  else if (model_check_new (svc->model, req->id, &err) == 0
+           && create_options (req, &opts, &err) < 0)
     config_release (&opts);
   if (err)
     {

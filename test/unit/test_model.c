@@ -393,7 +393,7 @@ test_lifecycle_order (void **state)
   assert_int_equal (a->status, 128 + SIGTERM);
   const char *want[] = { "started c1", "exited c1 143", "deleted c1 143", NULL };
   assert_events (f, want);
-  assert_false (model_has_container (f->m, "c1"));
+  assert_int_equal (model_check_new (f->m, "c1", NULL), 0);
 }
 
 /* The init's exit kills the execs left running, and is reported after theirs. */
