@@ -51,6 +51,12 @@ pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg)
 }
 
 void
+pump_grow_pipe (int fd)
+{
+  (void) fcntl (fd, F_SETPIPE_SZ, PUMP_PIPE_SIZE); /* best effort: the default size works */
+}
+
+void
 pump_set_fifo_sink (struct pump *p, int dst)
 {
   struct stat st;
@@ -122,6 +128,7 @@ sink_reopen_fifo (struct pump *p)
       close (fd);
       return false;
     }
+  pump_grow_pipe (fd); /* a new pipe if the FIFO had no open end left */
   event_freep (&p->ev_write); /* it watched the old fd */
   close_fd (&p->dst);
   p->dst = fd;

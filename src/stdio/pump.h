@@ -56,6 +56,12 @@ struct pump
 void pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg);
 /* dst is a FIFO opened O_WRONLY: remembers which, so that it can be reopened for a new reader. */
 void pump_set_fifo_sink (struct pump *p, int dst);
+
+/* Output pipes (the container's end and a FIFO sink) hold up to 1 MiB instead of 64 KiB, so
+ * the writer runs ahead and each wakeup moves more: more than twice the FIFO throughput
+ * (docs/performance.md). The kernel allocates the pages only as bytes wait in the pipe. */
+#define PUMP_PIPE_SIZE (1024 * 1024)
+void pump_grow_pipe (int fd);
 /* Starts watching, once both fds are there and the stream is not done. */
 void pump_start (struct pump *p, struct event_base *base);
 /* True when the stream's writer is gone (its source is at or before EOF) and bytes moved since

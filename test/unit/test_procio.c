@@ -192,6 +192,9 @@ test_copies_to_a_fifo_and_ends_with_eof (void **state)
   struct fx *fx = *state;
   struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
   start_io (fx, &cfg);
+  /* both pipes on the way were grown: the container's and the FIFO */
+  assert_int_equal (fcntl (fx->out, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
+  assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
   assert_int_equal (write (fx->out, "hello\n", 6), 6);
   close_fd (&fx->out); /* the container exits */
   char buf[64] = { 0 };
@@ -226,9 +229,9 @@ test_block_policy_stalls_the_writer (void **state)
   start_io (fx, &cfg);
   /* The reader is there but does not read: the pipe and the FIFO fill, then the writer waits
    * (back-pressure), losing nothing. */
-  size_t written = write_with_loop (fx->base, fx->out, 4 * MIB);
-  assert_true (written < MIB);
-  assert_true (written >= 64 * 1024);
+  size_t written = write_with_loop (fx->base, fx->out, 8 * MIB);
+  assert_true (written < 3 * PUMP_PIPE_SIZE); /* the two pipes and at most one chunk */
+  assert_true (written >= 2 * PUMP_PIPE_SIZE);
   cleanup_free char *buf = xmalloc (written + 1);
   assert_int_equal (read_fifo (fx, buf, written + 1), written);
 }
@@ -243,7 +246,7 @@ test_drop_policy_never_stalls_the_writer (void **state)
   close_fd (&fx->out);
   cleanup_free char *buf = xmalloc (4 * MIB);
   size_t got = read_fifo (fx, buf, 4 * MIB);
-  assert_true (got < MIB); /* what the FIFO held; the rest was dropped */
+  assert_true (got <= 2 * PUMP_PIPE_SIZE); /* what the two pipes held; the rest was dropped */
   run_until_or_fail (fx->base, is_drained, fx);
   cleanup_free char *log = logged (fx);
   cleanup_free char *want = xasprintf ("%zu bytes were dropped (io_policy drop)", 4 * MIB - got);
@@ -361,6 +364,7 @@ test_fifo_reader_gone_discards_then_reopens (void **state)
   char buf[64] = { 0 };
   assert_int_equal (read_fifo (fx, buf, sizeof buf - 1), 6);
   assert_string_equal (buf, "again\n");
+  assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), PUMP_PIPE_SIZE); /* a new pipe, grown */
   run_until_or_fail (fx->base, is_drained, fx);
   cleanup_free char *log2 = logged (fx);
   cleanup_free char *want = xasprintf ("takes output again; %d bytes were discarded", 4 * MIB);
