@@ -282,6 +282,28 @@ print_version (const char *argv0)
           CSHIM_VERSION);
 }
 
+/* The server: from `start`'s fork, or run directly (no action; -socket or fd 3). */
+static int
+serve (const struct shim_args *a)
+{
+  cleanup_error shim_error_t err = NULL;
+  if (run_daemon (a, &err) == 0)
+    return 0;
+  log_error ("%s", err ? err->msg : "failed");
+  return 1;
+}
+
+/* The action word `start` in our argv: the fork that goes on as the server blanks it, so its
+ * command line reads as a server's (ps, pgrep, tools telling servers from invocations). */
+static char *start_word;
+
+static int
+serve_forked (const struct shim_args *a)
+{
+  memset (start_word, 0, strlen (start_word));
+  return serve (a);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -298,14 +320,17 @@ main (int argc, char **argv)
       print_version (argv[0]);
       return 0;
     }
+  if (action == NULL && !info)
+    return serve (&a);
   cleanup_error shim_error_t err = NULL;
   int ret;
   if (info)
     ret = info_run (&err);
-  else if (action == NULL)
-    ret = run_daemon (&a, &err);
   else if (strcmp (action, "start") == 0)
-    ret = manager_start (&a, &err);
+    {
+      start_word = (char *) action; /* it points into argv */
+      ret = manager_start (&a, serve_forked, &err);
+    }
   else if (strcmp (action, "delete") == 0)
     ret = manager_delete (&a, &err);
   else if (strcmp (action, "pause") == 0)
@@ -317,10 +342,7 @@ main (int argc, char **argv)
     }
   if (ret < 0)
     {
-      if (action == NULL && !info)
-        log_error ("%s", err ? err->msg : "failed");
-      else
-        fprintf (stderr, "%s: %s\n", action, err ? err->msg : "failed");
+      fprintf (stderr, "%s: %s\n", info ? "info" : action, err ? err->msg : "failed");
       return 1;
     }
   return 0;

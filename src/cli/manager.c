@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sha2.h>
 #include <signal.h>
 #include <stdio.h>
@@ -159,43 +160,19 @@ listen_socket (const char *path, bool *existing, shim_error_t *err)
   return shim_error_make (err, EADDRINUSE, SHIM_UNKNOWN, "bind %s", path);
 }
 
-static void
-push_flag (char ***argv, const char *flag, const char *value)
-{
-  if (value == NULL || value[0] == '\0')
-    return;
-  strv_push (argv, flag);
-  strv_push (argv, value);
-}
-
-/* The server: re-exec of ourselves with the listener on fd 3 and stdio on /dev/null, so that
- * containerd's wait for `start`'s output pipes ends when `start` exits. vfork: the child
- * borrows our memory until its exec (no page tables copied, no copy-on-write faults after),
- * and only makes async-signal-safe calls on data prepared here; `start` installs no signal
- * handlers that could run in it. (posix_spawn would also reset all 64 signal actions: 120
- * more system calls.) The path is where /proc/self/exe points (one readlink, not realpath's
- * walk), and not /proc/self/exe itself, which would make the server's name `exe`. */
+/* The server: a fork of `start` that goes on as the server (no exec: one program start less
+ * per container, ~0.8 ms of CPU), in its own session, with the listener on fd 3 and stdio on
+ * /dev/null, so that containerd's wait for `start`'s output pipes ends when `start` exits.
+ * `start` has no signal handlers, event loop nor log of its own the server would inherit. */
 static pid_t
-spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
+spawn_daemon (const struct shim_args *args, int listen_fd, manager_serve_fn serve,
+              shim_error_t *err)
 {
-  char self[PATH_MAX];
-  ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0)
-    return shim_error_make (err, errno, SHIM_UNKNOWN, "readlink /proc/self/exe");
-  self[n] = '\0';
-  cleanup_strv char **argv = NULL;
-  strv_push (&argv, self);
-  push_flag (&argv, "-namespace", args->namespace);
-  push_flag (&argv, "-id", args->id);
-  push_flag (&argv, "-address", args->address);
-  push_flag (&argv, "-publish-binary", args->publish_binary);
-  if (args->debug)
-    strv_push (&argv, "-debug");
   int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0)
     return shim_error_make (err, errno, SHIM_UNKNOWN, "open /dev/null");
-  char *const *child_argv = argv;
-  pid_t pid = vfork ();
+  fflush (NULL); /* nothing buffered is written twice */
+  pid_t pid = fork ();
   if (pid == 0)
     {
       setsid ();
@@ -204,13 +181,13 @@ spawn_daemon (const struct shim_args *args, int listen_fd, shim_error_t *err)
           || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0 || dup2 (devnull, 2) < 0)
         _exit (127);
       closefrom (4);
-      execv (self, child_argv);
-      _exit (127);
+      malloc_trim (0); /* what `start` allocated and freed is not the server's to keep */
+      exit (serve (args));
     }
   int saved = errno;
   close (devnull);
   if (pid < 0)
-    return shim_error_make (err, saved, SHIM_UNKNOWN, "vfork");
+    return shim_error_make (err, saved, SHIM_UNKNOWN, "fork");
   return pid;
 }
 
@@ -340,11 +317,12 @@ join_shim_cgroup (const char *bundle, pid_t pid)
 }
 
 int
-manager_start (const struct shim_args *args, shim_error_t *err)
+manager_start (const struct shim_args *args, manager_serve_fn serve, shim_error_t *err)
 {
   const char *bundle = args->bundle ? args->bundle : ".";
-  cleanup_free char *spec = config_read_spec (bundle);
+  char *spec = config_read_spec (bundle);
   cleanup_free char *key = manager_group_key (spec, args->id);
+  free (spec); /* before the fork: the server starts without it */
   cleanup_free char *address = manager_socket_address (args->address, args->namespace, key);
   bool bootstrap = save_start_options (args, bundle);
 
@@ -354,7 +332,7 @@ manager_start (const struct shim_args *args, shim_error_t *err)
     return -1;
   if (!existing)
     {
-      pid_t pid = spawn_daemon (args, fd, err);
+      pid_t pid = spawn_daemon (args, fd, serve, err);
       if (pid < 0)
         {
           unlink (socket_path_of (address));

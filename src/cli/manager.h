@@ -45,7 +45,9 @@ uint8_t *manager_bootstrap_options (const struct shim_args *args, const uint8_t 
 uint8_t *manager_start_reply (const char *address, bool bootstrap,
                               enum buildinfo_containerd containerd, size_t *len);
 
-int manager_start (const struct shim_args *args, shim_error_t *err);
+/* The server's body, run in the process `start` forks; returns its exit status. */
+typedef int (*manager_serve_fn) (const struct shim_args *args);
+int manager_start (const struct shim_args *args, manager_serve_fn serve, shim_error_t *err);
 int manager_delete (const struct shim_args *args, shim_error_t *err);
 
 #endif

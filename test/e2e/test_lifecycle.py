@@ -1,10 +1,13 @@
 """A container's life through ctr, exactly as users drive it, for runc and crun."""
 
+import os
 import signal
+from pathlib import Path
 
 import pytest
 
-from cshim_e2e import catches_signal, describe, mounts_under, pid_alive, wait_until
+from cshim_e2e import (catches_signal, describe, mounts_under, pid_alive, pids_with_args,
+                       process_argv, wait_until)
 
 # pid 1 of a pid namespace ignores signals it has no handler for: install one.
 TERM_HANDLER_LOOP = 'trap "exit 143" TERM; while :; do sleep 0.1; done'
@@ -86,6 +89,27 @@ def test_task_ls_running_then_stopped(containerd, ctr, runtime, rootfs, cid):
     assert cid not in containerd.tasks()
     ctr("containers", "rm", cid)
     assert cid not in containerd.containers()
+
+
+def test_server_is_the_fork_of_start(containerd, ctr, runtime, rootfs, cid):
+    """`start` forks the server (no exec): one server for the task, in a session of its own,
+    running the shim binary with one thread, its argv the invocation's without `start`, and
+    its oom_score_adj containerd's + 1."""
+    ctr("run", "-d", *runtime.args, "--rootfs", rootfs, cid, "/bin/sleep", "1000",
+        timeout=RUN_TIMEOUT)
+    running_init_pid(containerd, cid)
+    servers = set(pids_with_args("-id", cid)) & set(containerd.shim_pids())
+    assert len(servers) == 1, servers
+    pid = servers.pop()
+    argv = process_argv(pid)
+    assert "start" not in argv and "delete" not in argv, argv
+    assert argv[argv.index("-address") + 1] == str(containerd.sock), argv
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    assert int(fields[3]) == pid  # session leader
+    assert os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "containerd-shim-cshim-v2"
+    assert os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    parent = int(Path(f"/proc/{containerd.proc.pid}/oom_score_adj").read_text())
+    assert int(Path(f"/proc/{pid}/oom_score_adj").read_text()) == min(parent + 1, 1000)
 
 
 def test_task_ps_lists_init_pid(containerd, ctr, runtime, rootfs, cid):
