@@ -86,14 +86,13 @@ open_output_fifo (struct pump *p, const char *path, shim_error_t *err)
 {
   int fd = open (path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd >= 0)
-    pump_set_fifo_sink (p, fd);
-  else if (errno != ENXIO)
+    {
+      pump_set_fifo_sink (p, fd);
+      return fd;
+    }
+  if (errno != ENXIO)
     return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
-  else
-    fd = open_fifo (path, O_RDWR, err);
-  if (fd >= 0)
-    pump_grow_pipe (fd);
-  return fd;
+  return open_fifo (path, O_RDWR, err);
 }
 
 /* Where output goes: a FIFO (plain path or fifo://) or a file (file://). */
@@ -167,7 +166,6 @@ setup_output (struct pump *p, const char *path, int *child_fd, const struct proc
     return -1;
   if (pipe_output (p, sink, child_fd, cfg, err) < 0)
     return -1;
-  pump_grow_pipe (p->src);
   return 0;
 }
 

@@ -51,12 +51,6 @@ pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg)
 }
 
 void
-pump_grow_pipe (int fd)
-{
-  (void) fcntl (fd, F_SETPIPE_SZ, PUMP_PIPE_SIZE); /* best effort: the default size works */
-}
-
-void
 pump_set_fifo_sink (struct pump *p, int dst)
 {
   struct stat st;
@@ -128,7 +122,8 @@ sink_reopen_fifo (struct pump *p)
       close (fd);
       return false;
     }
-  pump_grow_pipe (fd); /* a new pipe if the FIFO had no open end left */
+  if (p->grown) /* a new pipe if the FIFO had no open end left */
+    (void) fcntl (fd, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
   event_freep (&p->ev_write); /* it watched the old fd */
   close_fd (&p->dst);
   p->dst = fd;
@@ -374,10 +369,24 @@ pump_finish (struct pump *p)
   flush_cb (-1, 0, p);
 }
 
+/* Best effort: F_SETPIPE_SZ fails on what is not a pipe (a file, a PTY), and the default size
+ * works. */
+static void
+pump_grow_if_busy (struct pump *p, unsigned long long moved)
+{
+  if (p->grown || !p->output || moved < PUMP_GROW_AFTER)
+    return;
+  p->grown = true;
+  (void) fcntl (p->src, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
+  (void) fcntl (p->dst, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
+}
+
 static void
 pump_step (struct pump *p)
 {
+  unsigned long long before = p->progress;
   int r = pump_transfer (p);
+  pump_grow_if_busy (p, p->progress - before);
   if (r == PUMP_SINK_FULL && p->drop_when_full)
     r = pump_drop (p);
   if (r < 0)

@@ -41,6 +41,7 @@ struct pump
   bool output; /* an output stream: a failing sink is discarded, never the container's end */
   bool drop_when_full; /* io_policy "drop": a full sink discards instead of stalling */
   bool reopen_fifo; /* dst is a FIFO opened write-only: EPIPE means its reader went away */
+  bool grown; /* a busy output: its pipes were given PUMP_PIPE_SIZE */
   dev_t fifo_dev; /* which FIFO, so that a reopen finds the same one */
   ino_t fifo_ino;
   unsigned long long dropped; /* io_policy drop: bytes the sink had no room for */
@@ -57,11 +58,13 @@ void pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg);
 /* dst is a FIFO opened O_WRONLY: remembers which, so that it can be reopened for a new reader. */
 void pump_set_fifo_sink (struct pump *p, int dst);
 
-/* Output pipes (the container's end and a FIFO sink) hold up to 1 MiB instead of 64 KiB, so
- * the writer runs ahead and each wakeup moves more: more than twice the FIFO throughput
- * (docs/performance.md). The kernel allocates the pages only as bytes wait in the pipe. */
+/* A busy output stream (one that moved PUMP_GROW_AFTER bytes in one wakeup: its writer filled
+ * the kernel's default 64 KiB pipe) gets pipes of PUMP_PIPE_SIZE, the container's end and a
+ * pipe or FIFO sink: the writer runs ahead and each wakeup moves more (FIFO throughput more
+ * than doubles, docs/performance.md). Quiet streams keep the default and its smaller slot
+ * array in kernel memory. */
 #define PUMP_PIPE_SIZE (1024 * 1024)
-void pump_grow_pipe (int fd);
+#define PUMP_GROW_AFTER (64 * 1024)
 /* Starts watching, once both fds are there and the stream is not done. */
 void pump_start (struct pump *p, struct event_base *base);
 /* True when the stream's writer is gone (its source is at or before EOF) and bytes moved since

@@ -192,9 +192,6 @@ test_copies_to_a_fifo_and_ends_with_eof (void **state)
   struct fx *fx = *state;
   struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
   start_io (fx, &cfg);
-  /* both pipes on the way were grown: the container's and the FIFO */
-  assert_int_equal (fcntl (fx->out, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
-  assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
   assert_int_equal (write (fx->out, "hello\n", 6), 6);
   close_fd (&fx->out); /* the container exits */
   char buf[64] = { 0 };
@@ -203,6 +200,31 @@ test_copies_to_a_fifo_and_ends_with_eof (void **state)
   run_until_or_fail (fx->base, is_drained, fx);
   /* the shim closed its end: the client sees EOF */
   assert_int_equal (read (fx->reader, buf, sizeof buf), 0);
+}
+
+/* A quiet stream keeps the kernel's 64 KiB pipes; one whose writer fills them gets 1 MiB pipes,
+ * the container's and the FIFO. */
+static void
+test_busy_output_grows_its_pipes (void **state)
+{
+  struct fx *fx = *state;
+  struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
+  start_io (fx, &cfg);
+  int default_size = fcntl (fx->out, F_GETPIPE_SZ);
+  assert_true (default_size < PUMP_PIPE_SIZE);
+  assert_int_equal (write (fx->out, "hello\n", 6), 6);
+  char buf[64] = { 0 };
+  assert_int_equal (read_fifo (fx, buf, 6), 6);
+  assert_int_equal (fcntl (fx->out, F_GETPIPE_SZ), default_size);
+  assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), default_size);
+
+  /* Nobody reads: the writer fills both pipes at their new size before it stalls. */
+  size_t written = write_with_loop (fx->base, fx->out, 4 * MIB);
+  assert_int_equal (fcntl (fx->out, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
+  assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
+  assert_true (written >= 2 * PUMP_PIPE_SIZE);
+  cleanup_free char *all = xmalloc (written + 1);
+  assert_int_equal (read_fifo (fx, all, written + 1), written);
 }
 
 static void
@@ -349,6 +371,10 @@ test_fifo_reader_gone_discards_then_reopens (void **state)
   struct fx *fx = *state;
   struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
   start_io (fx, &cfg);
+  /* busy first: its pipes grow, and the FIFO's new pipe after the reopen must too */
+  cleanup_free char *busy = xmalloc (256 * 1024);
+  assert_int_equal (write_with_loop (fx->base, fx->out, 128 * 1024), 128 * 1024);
+  assert_int_equal (read_fifo (fx, busy, 256 * 1024), 128 * 1024);
   close_fd (&fx->reader); /* ctr run -d exits */
   assert_int_equal (write_with_loop (fx->base, fx->out, 4 * MIB), 4 * MIB);
   run_until_or_fail (fx->base, pipe_empty, &fx->out);
@@ -466,6 +492,7 @@ main (void)
   signal (SIGPIPE, SIG_IGN); /* as the shim does */
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_copies_to_a_fifo_and_ends_with_eof, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_busy_output_grows_its_pipes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_copies_to_a_file, setup, teardown),
     cmocka_unit_test_setup_teardown (test_block_policy_stalls_the_writer, setup, teardown),
     cmocka_unit_test_setup_teardown (test_drop_policy_never_stalls_the_writer, setup, teardown),
