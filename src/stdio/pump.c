@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,16 +159,47 @@ sink_retry (struct pump *p)
 
 static int pump_copy (struct pump *p);
 
+/* The copy path's buffer, at the size the stream's pace asks for (pump.h). */
+static void
+pump_buffer (struct pump *p)
+{
+  if (p->buf)
+    return;
+  if (p->busy)
+    {
+      void *m
+          = mmap (NULL, PUMP_BIG_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m != MAP_FAILED)
+        {
+          p->buf = m;
+          p->buf_size = PUMP_BIG_CHUNK;
+          return;
+        }
+    }
+  p->buf = xmalloc (PUMP_CHUNK);
+  p->buf_size = PUMP_CHUNK;
+}
+
+static void
+pump_free_buffer (struct pump *p)
+{
+  if (p->buf && p->buf_size == PUMP_BIG_CHUNK)
+    munmap (p->buf, PUMP_BIG_CHUNK);
+  else
+    free (p->buf);
+  p->buf = NULL;
+  p->buf_len = 0;
+}
+
 /* The sink fails: keep the container's pipe drained, so its writer never blocks nor dies, and
  * offer each chunk to the sink first. */
 static int
 pump_discard_failing (struct pump *p)
 {
-  if (p->buf == NULL)
-    p->buf = xmalloc (PUMP_CHUNK);
+  pump_buffer (p);
   for (size_t moved = 0; moved < PUMP_BUDGET;)
     {
-      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
+      ssize_t n = read (p->src, p->buf, p->buf_size);
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -249,8 +281,7 @@ pump_flush_buf (struct pump *p)
 static int
 pump_copy (struct pump *p)
 {
-  if (p->buf == NULL)
-    p->buf = xmalloc (PUMP_CHUNK);
+  pump_buffer (p);
   for (size_t moved = 0;; moved += p->buf_len)
     {
       int r = pump_flush_buf (p);
@@ -258,7 +289,7 @@ pump_copy (struct pump *p)
         return r;
       if (moved >= PUMP_BUDGET) /* only with an empty buffer: nothing is left behind */
         return PUMP_SRC_EMPTY;
-      ssize_t n = read (p->src, p->buf, PUMP_CHUNK);
+      ssize_t n = read (p->src, p->buf, p->buf_size);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0) /* EIO: a PTY master whose other side closed */
@@ -369,16 +400,24 @@ pump_finish (struct pump *p)
   flush_cb (-1, 0, p);
 }
 
-/* Best effort: F_SETPIPE_SZ fails on what is not a pipe (a file, a PTY), and the default size
- * works. */
+/* What the wakeup moved sets the stream's sizes (pump.h). F_SETPIPE_SZ is best effort: it
+ * fails on what is not a pipe (a file, a PTY), and the default size works. A buffer that
+ * still holds bytes keeps its size until they are written. */
 static void
-pump_grow_if_busy (struct pump *p, unsigned long long moved)
+pump_pace (struct pump *p, unsigned long long moved)
 {
-  if (p->grown || !p->output || moved < PUMP_GROW_AFTER)
-    return;
-  p->grown = true;
-  (void) fcntl (p->src, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
-  (void) fcntl (p->dst, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
+  bool busy = p->output && moved >= PUMP_GROW_AFTER;
+  if (busy && !p->grown)
+    {
+      p->grown = true;
+      (void) fcntl (p->src, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
+      (void) fcntl (p->dst, F_SETPIPE_SZ, PUMP_PIPE_SIZE);
+    }
+  if (busy != p->busy && p->buf_len == 0)
+    {
+      p->busy = busy;
+      pump_free_buffer (p); /* the next copy takes the size that fits */
+    }
 }
 
 static void
@@ -386,7 +425,7 @@ pump_step (struct pump *p)
 {
   unsigned long long before = p->progress;
   int r = pump_transfer (p);
-  pump_grow_if_busy (p, p->progress - before);
+  pump_pace (p, p->progress - before);
   if (r == PUMP_SINK_FULL && p->drop_when_full)
     r = pump_drop (p);
   if (r < 0)
@@ -469,9 +508,7 @@ pump_close (struct pump *p)
   event_freep (&p->flush_timer);
   close_fd (&p->src);
   close_fd (&p->dst);
-  free (p->buf);
-  p->buf = NULL;
-  p->buf_len = 0;
+  pump_free_buffer (p);
   bool was_done = p->done;
   p->done = true;
   if (!was_done)

@@ -466,6 +466,60 @@ test_full_disk_discards_then_resumes (void **state)
   assert_non_null (strstr (log2, "2097152 bytes were discarded while `/dev/full` failed"));
 }
 
+/* The container writes total bytes of a counting pattern (byte i is i % 251) through its
+ * non-blocking fd, running the loop whenever the pipe is full. */
+static void
+write_pattern_with_loop (struct event_base *base, int fd, size_t total)
+{
+  static char chunk[16384];
+  for (size_t written = 0; written < total;)
+    {
+      size_t n = total - written < sizeof chunk ? total - written : sizeof chunk;
+      for (size_t i = 0; i < n; i++)
+        chunk[i] = (char) ((written + i) % 251);
+      ssize_t w = write (fd, chunk, n);
+      if (w > 0)
+        written += w;
+      else
+        {
+          assert_true (w < 0 && errno == EAGAIN);
+          event_base_loop (base, EVLOOP_NONBLOCK);
+        }
+    }
+}
+
+/* A busy stream into a file copies through the big buffer, which is gone at the first quiet
+ * wakeup; every byte lands in order. */
+static void
+test_busy_file_stream_big_buffer_comes_and_goes (void **state)
+{
+  struct fx *fx = *state;
+  cleanup_free char *path = xasprintf ("%s/out.log", fx->dir);
+  struct pump_fx pf = { 0 };
+  pump_fx_start (&pf, fx->base, open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600), path);
+  write_pattern_with_loop (fx->base, pf.writer, 8 * MIB);
+  assert_true (pf.p.busy);
+  assert_true (pf.p.buf == NULL || pf.p.buf_size == PUMP_BIG_CHUNK);
+  assert_int_equal (fcntl (pf.writer, F_GETPIPE_SZ), PUMP_PIPE_SIZE);
+  run_until_or_fail (fx->base, pipe_empty, &pf.writer);
+
+  assert_int_equal (write (pf.writer, "tail\n", 5), 5); /* a quiet wakeup */
+  run_until_or_fail (fx->base, pipe_empty, &pf.writer);
+  assert_false (pf.p.busy);
+  assert_null (pf.p.buf);
+  close (pf.writer);
+  run_until_or_fail (fx->base, pump_is_done, &pf);
+
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  assert_int_equal (read_file (path, 16 * MIB, &text, &len, NULL), 0);
+  assert_int_equal (len, 8 * MIB + 5);
+  for (size_t i = 0; i < 8 * MIB; i++)
+    if ((unsigned char) text[i] != i % 251)
+      fail_msg ("byte %zu is %u, not %zu", i, (unsigned char) text[i], i % 251);
+  assert_memory_equal (text + 8 * MIB, "tail\n", 5);
+}
+
 /* A logging binary that died: its pipe has no reader and never gets one again. */
 static void
 test_dead_logger_discards_to_the_end (void **state)
@@ -500,6 +554,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_drain_deadline_spares_a_slow_reader, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stdin_data_then_eof_on_close, setup, teardown),
     cmocka_unit_test_setup_teardown (test_fifo_reader_gone_discards_then_reopens, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_busy_file_stream_big_buffer_comes_and_goes, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_full_disk_discards_then_resumes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_dead_logger_discards_to_the_end, setup, teardown),
   };
