@@ -66,9 +66,8 @@ void pump_set_fifo_sink (struct pump *p, int dst);
  *   writer runs ahead and each wakeup moves more (FIFO throughput more than doubles);
  * - while it stays busy, a copy buffer of PUMP_BIG_CHUNK (the copy path: a file sink, which
  *   splice cannot append to, or a PTY): the page cache takes large writes in large folios,
- *   about 1.35x faster than 64 KiB writes (1 MiB writes are faster still, but now and then
- *   stall on memory compaction). It is mapped apart and unmapped at the first quieter
- *   wakeup.
+ *   about 1.35x faster than 64 KiB writes (1 MiB writes were faster still, but stalled one
+ *   run in four). It is mapped apart and unmapped at the first quieter wakeup.
  * Quiet streams keep the kernel's default pipes, with a smaller slot array in kernel memory,
  * and a 64 KiB buffer (docs/performance.md). */
 #define PUMP_GROW_AFTER (64 * 1024)
