@@ -95,7 +95,6 @@ static const struct profile_rule youki_rules[] = {
 
 static const struct runtime_profile runc_profile = {
   .name = "runc",
-  .version_word = "runc",
   .log_format = PROFILE_LOG_MSG,
   .global_flags = F (SYSTEMD_CGROUP),
   .caps = PROFILE_CAP_FEATURES | CRIU,
@@ -106,7 +105,6 @@ static const struct runtime_profile runc_profile = {
 
 static const struct runtime_profile crun_profile = {
   .name = "crun",
-  .version_word = "crun",
   .log_format = PROFILE_LOG_MSG,
   .global_flags = F (SYSTEMD_CGROUP),
   .caps = PROFILE_CAP_FEATURES | CRIU,
@@ -118,7 +116,6 @@ static const struct runtime_profile crun_profile = {
 /* youki's `kill` parses signals from a fixed list: 1-31 only (libcontainer/src/signal.rs). */
 static const struct runtime_profile youki_profile = {
   .name = "youki",
-  .version_word = "youki",
   .log_format = PROFILE_LOG_MESSAGE,
   .global_flags = F (SYSTEMD_CGROUP),
   .caps = PROFILE_CAP_FEATURES | CRIU,
@@ -285,7 +282,7 @@ profile_from_version (const char *version_text, struct profile_info *info)
       p = nl ? nl + 1 : end;
     }
   for (size_t i = 0; info->name[0] && i < ARRAY_SIZE (profiles); i++)
-    if (profiles[i]->version_word && strcmp (profiles[i]->version_word, info->name) == 0)
+    if (profiles[i] != &generic_profile && strcmp (profiles[i]->name, info->name) == 0)
       return profiles[i];
   return &generic_profile;
 }

@@ -53,8 +53,8 @@ struct profile_rule
 /* Read-only. The tables are static; a probed profile is a copy owned by the probe cache. */
 struct runtime_profile
 {
-  const char *name; /* "runc", "crun", "youki", "generic" */
-  const char *version_word; /* first word of its --version text; NULL: never recognised */
+  const char *name; /* "runc", "crun", "youki": also the first word of its --version text;
+                     * "generic": never recognised */
   enum profile_log_format log_format;
   unsigned global_flags; /* RUNTIME_FLAG_* accepted before the subcommand */
   unsigned caps; /* PROFILE_CAP_* */
