@@ -55,13 +55,11 @@ shim_error_make (shim_error_t *err, int errno_, int code, const char *fmt, ...)
 {
   if (err)
     {
-      char *msg;
       va_list ap;
       va_start (ap, fmt);
-      if (vasprintf (&msg, fmt, ap) < 0)
-        msg = NULL;
+      char *msg = xvasprintf (fmt, ap);
       va_end (ap);
-      if (errno_ && msg)
+      if (errno_)
         {
           char *full = xasprintf ("%s: %s", msg, strerror (errno_));
           free (msg);
@@ -71,7 +69,7 @@ shim_error_make (shim_error_t *err, int errno_, int code, const char *fmt, ...)
       *err = xmalloc (sizeof **err);
       (*err)->errno_ = errno_;
       (*err)->code = code;
-      (*err)->msg = msg ? msg : xstrdup ("(no message)");
+      (*err)->msg = msg;
     }
   return -1 - (errno_ > 0 ? errno_ : 0);
 }
@@ -81,19 +79,13 @@ shim_error_wrap (shim_error_t *err, const char *fmt, ...)
 {
   if (err == NULL || *err == NULL)
     return -1;
-  char *ctx;
   va_list ap;
   va_start (ap, fmt);
-  if (vasprintf (&ctx, fmt, ap) < 0)
-    ctx = NULL;
+  cleanup_free char *ctx = xvasprintf (fmt, ap);
   va_end (ap);
-  if (ctx)
-    {
-      char *msg = xasprintf ("%s: %s", ctx, (*err)->msg);
-      free (ctx);
-      free ((*err)->msg);
-      (*err)->msg = msg;
-    }
+  char *msg = xasprintf ("%s: %s", ctx, (*err)->msg);
+  free ((*err)->msg);
+  (*err)->msg = msg;
   return -1 - ((*err)->errno_ > 0 ? (*err)->errno_ : 0);
 }
 

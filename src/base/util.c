@@ -65,13 +65,20 @@ xstrndup (const char *s, size_t n)
 }
 
 char *
+xvasprintf (const char *fmt, va_list ap)
+{
+  char *r;
+  if (UNLIKELY (vasprintf (&r, fmt, ap) < 0))
+    xalloc_failed ();
+  return r;
+}
+
+char *
 xasprintf (const char *fmt, ...)
 {
   va_list ap;
-  char *r;
   va_start (ap, fmt);
-  if (UNLIKELY (vasprintf (&r, fmt, ap) < 0))
-    xalloc_failed ();
+  char *r = xvasprintf (fmt, ap);
   va_end (ap);
   return r;
 }
@@ -132,10 +139,8 @@ void
 strv_pushf (char ***v, const char *fmt, ...)
 {
   va_list ap;
-  char *s;
   va_start (ap, fmt);
-  if (UNLIKELY (vasprintf (&s, fmt, ap) < 0))
-    xalloc_failed ();
+  char *s = xvasprintf (fmt, ap);
   va_end (ap);
   strv_push (v, s);
   free (s);

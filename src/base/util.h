@@ -1,6 +1,7 @@
 #ifndef CSHIM_UTIL_H
 #define CSHIM_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@ void *xrealloc (void *p, size_t n);
 char *xstrdup (const char *s);
 char *xstrndup (const char *s, size_t n);
 char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+char *xvasprintf (const char *fmt, va_list ap) __attribute__ ((format (printf, 1, 0)));
 
 /* Scope-bound cleanup. Ownership leaves a scope through steal_ptr()/steal_fd(). */
 void cleanup_freep (void *p);

@@ -185,14 +185,11 @@ void
 ttrpc_call_refuse (struct ttrpc_conn *conn, uint32_t stream_id, int code, const char *fmt, ...)
 {
   shim_error_t err = NULL;
-  cleanup_free char *msg = NULL;
   va_list ap;
-
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  cleanup_free char *msg = xvasprintf (fmt, ap);
   va_end (ap);
-  shim_error_make (&err, 0, code, "%s", msg ? msg : "ttrpc protocol error");
+  shim_error_make (&err, 0, code, "%s", msg);
   call_fail (ttrpc_call_new (conn, stream_id, 0), &err, false);
 }
 
