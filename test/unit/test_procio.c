@@ -99,18 +99,6 @@ logged (struct fx *fx)
 }
 
 static void
-drained_cb (void *arg)
-{
-  ((struct fx *) arg)->drained = true;
-}
-
-static bool
-is_drained (void *arg)
-{
-  return ((struct fx *) arg)->drained;
-}
-
-static void
 start_io (struct fx *fx, const struct proc_io_config *cfg)
 {
   shim_error_t err = NULL;
@@ -125,7 +113,7 @@ start_io (struct fx *fx, const struct proc_io_config *cfg)
       assert_int_equal (set_nonblock (fx->out, true), 0);
     }
   proc_io_start (fx->io);
-  proc_io_on_drained (fx->io, drained_cb, fx);
+  proc_io_on_drained (fx->io, raise_flag, &fx->drained);
 }
 
 /* The container writes total bytes through its non-blocking fd while the loop runs; returns
@@ -197,7 +185,7 @@ test_copies_to_a_fifo_and_ends_with_eof (void **state)
   char buf[64] = { 0 };
   assert_int_equal (read_fifo (fx, buf, 6), 6);
   assert_string_equal (buf, "hello\n");
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   /* the shim closed its end: the client sees EOF */
   assert_int_equal (read (fx->reader, buf, sizeof buf), 0);
 }
@@ -237,7 +225,7 @@ test_copies_to_a_file (void **state)
   start_io (fx, &cfg);
   assert_int_equal (write_with_loop (fx->base, fx->out, 3 * MIB), 3 * MIB);
   close_fd (&fx->out);
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   struct stat st;
   assert_int_equal (stat (path, &st), 0);
   assert_int_equal (st.st_size, 3 * MIB);
@@ -269,7 +257,7 @@ test_drop_policy_never_stalls_the_writer (void **state)
   cleanup_free char *buf = xmalloc (4 * MIB);
   size_t got = read_fifo (fx, buf, 4 * MIB);
   assert_true (got <= 2 * PUMP_PIPE_SIZE); /* what the two pipes held; the rest was dropped */
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   cleanup_free char *log = logged (fx);
   cleanup_free char *want = xasprintf ("%zu bytes were dropped (io_policy drop)", 4 * MIB - got);
   assert_non_null (strstr (log, want));
@@ -285,7 +273,7 @@ test_drain_deadline_closes_a_held_stream (void **state)
   start_io (fx, &cfg);
   assert_int_equal (write (fx->out, "before exit\n", 12), 12);
   proc_io_process_exited (fx->io, 50);
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   char buf[64] = { 0 };
   assert_int_equal (read (fx->reader, buf, sizeof buf), 12);
   assert_string_equal (buf, "before exit\n");
@@ -391,7 +379,7 @@ test_fifo_reader_gone_discards_then_reopens (void **state)
   assert_int_equal (read_fifo (fx, buf, sizeof buf - 1), 6);
   assert_string_equal (buf, "again\n");
   assert_int_equal (fcntl (fx->reader, F_GETPIPE_SZ), PUMP_PIPE_SIZE); /* a new pipe, grown */
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   cleanup_free char *log2 = logged (fx);
   cleanup_free char *want = xasprintf ("takes output again; %d bytes were discarded", 4 * MIB);
   assert_non_null (strstr (log2, want));
@@ -409,12 +397,6 @@ pump_done (struct pump *p, void *arg)
 {
   (void) p;
   *(bool *) arg = true;
-}
-
-static bool
-pump_is_done (void *arg)
-{
-  return ((struct pump_fx *) arg)->done;
 }
 
 /* An output pump from a fresh pipe into sink. */
@@ -456,7 +438,7 @@ test_full_disk_discards_then_resumes (void **state)
   close (file);
   assert_int_equal (write (pf.writer, "after\n", 6), 6);
   close (pf.writer);
-  run_until_or_fail (fx->base, pump_is_done, &pf);
+  run_until_or_fail (fx->base, flag_raised, &pf.done);
   cleanup_free char *text = NULL;
   assert_int_equal (read_file (path, 64, &text, NULL, NULL), 0);
   assert_string_equal (text, "after\n");
@@ -508,7 +490,7 @@ test_busy_file_stream_big_buffer_comes_and_goes (void **state)
   assert_false (pf.p.busy);
   assert_null (pf.p.buf);
   close (pf.writer);
-  run_until_or_fail (fx->base, pump_is_done, &pf);
+  run_until_or_fail (fx->base, flag_raised, &pf.done);
 
   cleanup_free char *text = NULL;
   size_t len = 0;
@@ -532,7 +514,7 @@ test_dead_logger_discards_to_the_end (void **state)
   pump_fx_start (&pf, fx->base, logger[1], "binary:///logger");
   assert_int_equal (write_with_loop (fx->base, pf.writer, 3 * MIB), 3 * MIB);
   close (pf.writer);
-  run_until_or_fail (fx->base, pump_is_done, &pf);
+  run_until_or_fail (fx->base, flag_raised, &pf.done);
   cleanup_free char *log = logged (fx);
   assert_non_null (strstr (log, "failed: Broken pipe; discarding the rest of the output"));
   assert_non_null (strstr (log, "stdout of c1 ended while `binary:///logger` still failed "

@@ -50,18 +50,6 @@ teardown (void **state)
   return 0;
 }
 
-static void
-drained_cb (void *arg)
-{
-  ((struct fx *) arg)->drained = true;
-}
-
-static bool
-is_drained (void *arg)
-{
-  return ((struct fx *) arg)->drained;
-}
-
 /* The container writes and exits: its end of the pipe is closed. */
 static void
 container_writes_and_exits (struct fx *fx, const char *text)
@@ -73,7 +61,7 @@ container_writes_and_exits (struct fx *fx, const char *text)
   proc_io_start (fx->io);
   assert_int_equal (write (out, text, strlen (text)), (ssize_t) strlen (text));
   close (out);
-  proc_io_on_drained (fx->io, drained_cb, fx);
+  proc_io_on_drained (fx->io, raise_flag, &fx->drained);
 }
 
 static void
@@ -90,7 +78,7 @@ test_ends_after_reader_took_everything (void **state)
   char buf[64] = { 0 };
   assert_int_equal (read (fx->reader, buf, sizeof buf), 14);
   assert_string_equal (buf, "the last line\n");
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
 }
 
 static void
@@ -98,7 +86,7 @@ test_reader_that_never_reads_is_not_waited_for_ever (void **state)
 {
   struct fx *fx = *state;
   container_writes_and_exits (fx, "nobody reads this\n");
-  run_until_or_fail (fx->base, is_drained, fx);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
 }
 
 int

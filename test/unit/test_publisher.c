@@ -117,25 +117,13 @@ publish (struct fx *fx, const char *ns, const char *topic, const char *id)
   publisher_publish (fx->pub, ns, topic, &ev.base);
 }
 
-static void
-drained_cb (void *arg)
-{
-  ((struct fx *) arg)->drained = true;
-}
-
-static bool
-is_drained (void *arg)
-{
-  return ((struct fx *) arg)->drained;
-}
-
 /* Runs the loop until the queue is empty, which publisher_drain reports. */
 static void
 drain (struct fx *fx)
 {
   fx->drained = false;
-  publisher_drain (fx->pub, 10000, drained_cb, fx);
-  run_until_or_fail (fx->base, is_drained, fx);
+  publisher_drain (fx->pub, 10000, raise_flag, &fx->drained);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
   assert_int_equal (publisher_pending (fx->pub), 0);
 }
 

@@ -65,6 +65,19 @@ set_flag_cb (evutil_socket_t fd, short what, void *arg)
   *(bool *) arg = true;
 }
 
+/* A plain callback that sets the bool it was given, and the run_until condition reading it. */
+static inline void
+raise_flag (void *arg)
+{
+  *(bool *) arg = true;
+}
+
+static inline bool
+flag_raised (void *arg)
+{
+  return *(bool *) arg;
+}
+
 /* Runs the loop until done(arg), failing the test after 5 s. No timer ticks: done() has to
  * turn true through something the loop handles. */
 static inline void
