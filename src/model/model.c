@@ -116,6 +116,22 @@ model_fail (model_done_fn done, void *arg, shim_error_t err)
   done (NULL, err, arg);
 }
 
+void *
+model_op_new (struct model *m, const char *id, size_t size, void (*run) (struct op *),
+              void (*free_op) (struct op *), model_done_fn done, void *arg)
+{
+  shim_error_t err = NULL;
+  struct container *c = model_get (m, id, &err);
+  if (c == NULL)
+    {
+      model_fail (done, arg, err);
+      return NULL;
+    }
+  struct op *op = xcalloc (1, size);
+  op_init (op, c, run, free_op, done, arg);
+  return op;
+}
+
 /* ---- the runtime and stdio ---- */
 
 struct spawn *

@@ -180,15 +180,10 @@ void
 model_checkpoint (struct model *m, const char *id, const struct model_checkpoint *req,
                   model_done_fn done, void *arg)
 {
-  shim_error_t err = NULL;
-  struct container *c = model_get (m, id, &err);
-  if (c == NULL)
-    {
-      model_fail (done, arg, err);
-      return;
-    }
-  struct checkpoint_op *k = xcalloc (1, sizeof *k);
-  op_init (&k->op, c, checkpoint_run, checkpoint_op_free, done, arg);
+  struct checkpoint_op *k
+      = model_op_new (m, id, sizeof *k, checkpoint_run, checkpoint_op_free, done, arg);
+  if (k == NULL)
+    return;
   k->criu = req->criu;
   k->criu.leave_running = !req->exit;
   k->image_path = dup_or_null (empty (req->path) ? req->criu.image_path : req->path);
@@ -198,5 +193,5 @@ model_checkpoint (struct model *m, const char *id, const struct model_checkpoint
   k->cgroups_mode = dup_or_null (req->criu.cgroups_mode);
   for (char *const *ns = req->criu.empty_ns; ns && *ns; ns++)
     strv_push (&k->empty_ns, *ns);
-  container_submit (c, &k->op);
+  container_submit (k->op.container, &k->op);
 }

@@ -293,15 +293,9 @@ void
 model_control (struct model *m, const char *id, enum process_verb verb,
                const struct model_resources *resources, model_done_fn done, void *arg)
 {
-  shim_error_t err = NULL;
-  struct container *c = model_get (m, id, &err);
-  if (c == NULL)
-    {
-      model_fail (done, arg, err);
-      return;
-    }
-  struct control_op *k = xcalloc (1, sizeof *k);
-  op_init (&k->op, c, control_run, control_op_free, done, arg);
+  struct control_op *k = model_op_new (m, id, sizeof *k, control_run, control_op_free, done, arg);
+  if (k == NULL)
+    return;
   k->verb = verb;
   if (resources && resources->type_url)
     {
@@ -310,5 +304,5 @@ model_control (struct model *m, const char *id, enum process_verb verb,
                                : NULL;
       k->len = resources->len;
     }
-  container_submit (c, &k->op);
+  container_submit (k->op.container, &k->op);
 }

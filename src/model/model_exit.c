@@ -256,15 +256,9 @@ delete_run (struct op *op)
 void
 model_delete (struct model *m, const char *id, const char *exec_id, model_done_fn done, void *arg)
 {
-  shim_error_t err = NULL;
-  struct container *c = model_get (m, id, &err);
-  if (c == NULL)
-    {
-      model_fail (done, arg, err);
-      return;
-    }
-  struct delete_op *d = xcalloc (1, sizeof *d);
-  op_init (&d->op, c, delete_run, delete_op_free, done, arg);
+  struct delete_op *d = model_op_new (m, id, sizeof *d, delete_run, delete_op_free, done, arg);
+  if (d == NULL)
+    return;
   d->exec_id = exec_id ? xstrdup (exec_id) : NULL;
-  container_submit (c, &d->op);
+  container_submit (d->op.container, &d->op);
 }

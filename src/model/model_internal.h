@@ -43,6 +43,11 @@ struct process *model_find_process (struct model *m, const char *id, const char 
                                     shim_error_t *err);
 /* Fails done at once (not queued): err is handed on. */
 void model_fail (model_done_fn done, void *arg, shim_error_t err);
+/* A typed op of size bytes (its struct op first) on the container named id, set up with
+ * op_init; NULL when there is no such container, after failing done. The caller fills in
+ * its fields and submits it. */
+void *model_op_new (struct model *m, const char *id, size_t size, void (*run) (struct op *),
+                    void (*free_op) (struct op *), model_done_fn done, void *arg);
 
 /* Runs one runtime call for c (cwd: its bundle); io NULL: stdin null, outputs captured. */
 struct spawn *model_run (struct container *c, const struct runtime_call *rc,

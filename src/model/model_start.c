@@ -252,17 +252,11 @@ start_run (struct op *op)
 void
 model_start (struct model *m, const char *id, const char *exec_id, model_done_fn done, void *arg)
 {
-  shim_error_t err = NULL;
-  struct container *c = model_get (m, id, &err);
-  if (c == NULL)
-    {
-      model_fail (done, arg, err);
-      return;
-    }
-  struct start_op *s = xcalloc (1, sizeof *s);
-  op_init (&s->op, c, start_run, start_op_free, done, arg);
+  struct start_op *s = model_op_new (m, id, sizeof *s, start_run, start_op_free, done, arg);
+  if (s == NULL)
+    return;
   s->exec_id = exec_id ? xstrdup (exec_id) : NULL;
-  container_submit (c, &s->op);
+  container_submit (s->op.container, &s->op);
 }
 
 /* ---- Exec: records the process; the runtime runs at Start ---- */
