@@ -35,6 +35,7 @@ struct model_answer
   pid_t pid;
   int status;
   size_t n_pids;
+  bool gone; /* a Wait's caller that went away */
 };
 
 struct fx
@@ -288,14 +289,27 @@ control (struct fx *f, enum process_verb v)
   return a;
 }
 
+static bool
+caller_gone (void *arg)
+{
+  return ((struct model_answer *) arg)->gone;
+}
+
+/* A Wait whose caller can go away (its answer's gone flag). */
 static struct model_answer *
-wait_ (struct fx *f, const char *exec_id)
+wait_leavable (struct fx *f, const char *exec_id)
 {
   struct model_answer *a = next_answer (f);
-  struct waiter w = { .done = wait_cb, .arg = a };
+  struct waiter w = { .done = wait_cb, .gone = caller_gone, .arg = a };
   shim_error_t err = NULL;
   assert_int_equal (model_wait (f->m, "c1", exec_id, &w, &err), 0);
   return a;
+}
+
+static struct model_answer *
+wait_ (struct fx *f, const char *exec_id)
+{
+  return wait_leavable (f, exec_id); /* its gone flag is never set */
 }
 
 static void
@@ -604,6 +618,26 @@ test_teardown_answers_all (void **state)
   assert_true (w1->done && w2->done);
 }
 
+/* A parked Wait whose caller went away (containerd restarted) is answered and dropped when the
+ * next Wait parks, so reconnecting clients cannot pile Waits up; the others stay parked. */
+static void
+test_gone_wait_dropped_when_next_parks (void **state)
+{
+  struct fx *f = *state;
+  create (f);
+  verb (f, model_start, NULL);
+  struct model_answer *left = wait_leavable (f, NULL), *stays = wait_leavable (f, NULL);
+  left->gone = true;
+  assert_false (left->done);
+  struct model_answer *next = wait_ (f, NULL);
+  assert_true (left->done);
+  assert_false (stays->done || next->done);
+  assert_int_equal (kill_ (f, NULL, SIGKILL)->code, SHIM_OK);
+  await (f, next);
+  assert_true (stays->done);
+  assert_int_equal (next->status, 128 + SIGKILL);
+}
+
 /* An exec the runtime started without a readable pid file is killed, not left untracked, and
  * its Start fails. */
 static void
@@ -722,6 +756,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_runtime_failure, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_after_output_drained, setup, teardown),
     cmocka_unit_test_setup_teardown (test_teardown_answers_all, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_gone_wait_dropped_when_next_parks, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exec_without_pid_file_killed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exec_watch_failure, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_before_watch, setup, teardown),
