@@ -85,11 +85,26 @@ sandbox_service_new (struct shim *shim, const struct sandbox_hooks *hooks, void 
   return sb;
 }
 
+/* Calls whose client has gone (containerd restarted) are dropped when the next one parks, as
+ * parked task Waits are, so reconnecting clients cannot pile them up. */
 static void
 park (struct call_list *l, struct ttrpc_call *call)
 {
+  size_t kept = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (ttrpc_call_connected (l->calls[i]))
+      l->calls[kept++] = l->calls[i];
+    else
+      ttrpc_call_reply (l->calls[i], NULL); /* frees it: nobody reads the answer */
+  l->n = kept;
   l->calls = xrealloc (l->calls, (l->n + 1) * sizeof *l->calls);
   l->calls[l->n++] = call;
+}
+
+size_t
+sandbox_service_parked (const struct sandbox_service *sb)
+{
+  return sb->waits.n + sb->stops.n;
 }
 
 static void

@@ -27,6 +27,8 @@ struct sandbox_service *sandbox_service_new (struct shim *shim, const struct san
 void sandbox_service_free (struct sandbox_service *sb);
 /* The method table for ttrpc_server_add_service; its handler arg is sb. */
 const struct ttrpc_method *sandbox_service_methods (size_t *n);
+/* WaitSandbox and StopSandbox calls waiting for an answer (tests, debugging). */
+size_t sandbox_service_parked (const struct sandbox_service *sb);
 /* True from CreateSandbox until ShutdownSandbox: the shim must keep serving. */
 bool sandbox_service_active (const struct sandbox_service *sb);
 /* Whether the shim should exit now that Delete removed a container whose bundle is given,

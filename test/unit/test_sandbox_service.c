@@ -349,6 +349,45 @@ test_start_wait_stop (void **state)
   assert_int_equal (fx->exit_requests, 0);
 }
 
+static bool
+no_connection (void *arg)
+{
+  return ttrpc_server_connection_count (arg) == 0;
+}
+
+/* A WaitSandbox whose client went away (containerd restarted) is dropped when the next one
+ * parks, so reconnecting clients cannot pile them up; the last one still gets its answer. */
+static void
+test_gone_waits_do_not_pile_up (void **state)
+{
+  struct fx *fx = *state;
+  skip_unless_root ();
+  pid_t pid = create_and_start (fx);
+  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
+      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
+  wreq.sandbox_id = (char *) "pod1";
+  struct answer *wait = NULL;
+  for (int i = 0; i < 3; i++)
+    {
+      if (wait)
+        {
+          ttrpc_client_free (fx->client); /* the client goes away */
+          run_until_or_fail (fx->base, no_connection, fx->server);
+          cleanup_free char *address = xasprintf ("unix://%s", fx->sock);
+          fx->client = ttrpc_client_new (fx->base, address);
+        }
+      wait = slot_call (fx, 2 + i, SVC, "WaitSandbox", &wreq.base);
+      id_call (fx, "PingSandbox", "pod1", SHIM_OK); /* answered once the Wait before it parked */
+      assert_false (wait->done);
+      assert_int_equal (sandbox_service_parked (fx->sb), 1);
+    }
+  id_call (fx, "StopSandbox", "pod1", SHIM_OK);
+  assert_true (pid_reaped (&pid));
+  run_until_or_fail (fx->base, answered, wait);
+  assert_int_equal (wait->code, SHIM_OK);
+  assert_int_equal (sandbox_service_parked (fx->sb), 0);
+}
+
 /* A pause process that dies on its own ends the sandbox: Wait answers with its status. */
 static void
 test_pause_death_ends_wait (void **state)
@@ -428,6 +467,7 @@ main (int argc, char **argv)
     cmocka_unit_test_setup_teardown (test_unknown_sandbox, setup, teardown),
     cmocka_unit_test_setup_teardown (test_platform_and_metrics, setup, teardown),
     cmocka_unit_test_setup_teardown (test_start_wait_stop, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_gone_waits_do_not_pile_up, setup, teardown),
     cmocka_unit_test_setup_teardown (test_pause_death_ends_wait, setup, teardown),
     cmocka_unit_test_setup_teardown (test_shutdown, setup, teardown),
     cmocka_unit_test_setup_teardown (test_exit_after_delete_of_sandboxed_task, setup, teardown),
