@@ -2,6 +2,7 @@
 data and EOF, file:// and binary:// log URIs, and a flooding container that
 must not stall the other containers of its grouped shim."""
 
+import fcntl
 import hashlib
 import os
 import select
@@ -94,6 +95,54 @@ def test_stdin_megabytes_roundtrip(containerd, runtime, rootfs, cid):
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert len(result.stdout) == len(data)
     assert hashlib.sha256(result.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+F_GETPIPE_SZ = 1032  # linux/fcntl.h
+
+
+def pipe_size(path):
+    """The capacity of the pipe behind path (a FIFO, or /proc/<pid>/fd/<n> of a pipe end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return fcntl.fcntl(fd, F_GETPIPE_SZ)
+    finally:
+        os.close(fd)
+
+
+def test_busy_stdout_gets_bigger_pipes(containerd, runtime, rootfs, cid):
+    # A stream that fills its 64 KiB pipe gets 1 MiB pipes, the container's and ctr's FIFO;
+    # a quiet one (stderr) keeps the default. Every byte still arrives, in order.
+    total = 4 << 20
+    script = f"dd if=/dev/zero bs=1M count={total >> 20} 2>/dev/null; echo done; exec sleep 1000"
+    proc = containerd.popen(["run", "--rm", *runtime.args, "--rootfs", rootfs, cid,
+                             "/bin/sh", "-c", script],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        got = b""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while len(got) < total + 5:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([proc.stdout], [], [], left)[0], \
+                f"{len(got)} of {total + 5} bytes arrived"
+            chunk = os.read(proc.stdout.fileno(), 1 << 20)
+            assert chunk, f"ctr's stdout ended after {len(got)} bytes"
+            got += chunk
+        assert got == bytes(total) + b"done\n"
+
+        fifos = {s: list(Path("/run/containerd/fifo").glob(f"*/{cid}-{s}"))
+                 for s in ("stdout", "stderr")}
+        assert all(len(f) == 1 for f in fifos.values()), fifos
+        assert pipe_size(fifos["stdout"][0]) == 1 << 20
+        assert pipe_size(fifos["stderr"][0]) < 1 << 20
+        pid = wait_task_status(containerd, cid, "RUNNING")
+        assert pipe_size(f"/proc/{pid}/fd/1") == 1 << 20  # the container's end
+        assert pipe_size(f"/proc/{pid}/fd/2") < 1 << 20
+    finally:
+        containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        try:
+            proc.wait(timeout=RUN_TIMEOUT)
+        finally:
+            stop_popen(proc)
 
 
 def test_stdin_eof_reaches_container(containerd, runtime, rootfs, cid):
