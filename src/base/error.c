@@ -26,14 +26,6 @@ static const char *const code_names[] = {
 };
 
 const char *
-shim_code_name (int code)
-{
-  if (code < 0 || (size_t) code >= ARRAY_SIZE (code_names) || code_names[code] == NULL)
-    return "unknown";
-  return code_names[code];
-}
-
-const char *
 shim_code_class (int code)
 {
   switch (code)

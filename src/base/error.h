@@ -41,7 +41,6 @@ int shim_error_make (shim_error_t *err, int errno_, int code, const char *fmt, .
 int shim_error_wrap (shim_error_t *err, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 void shim_error_release (shim_error_t *err);
-const char *shim_code_name (int code);
 /* The errdefs class containerd reads from a code, which the Go shim's messages end with
  * (": not found"); NULL for codes whose errors are plain text there (Unknown and others). */
 const char *shim_code_class (int code);

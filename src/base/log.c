@@ -19,7 +19,6 @@ static struct
   bool debug;
   char namespace[128];
   char id[256];
-  unsigned long dropped;
 } logger = { .fd = STDERR_FILENO };
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
@@ -59,12 +58,6 @@ log_enabled (enum log_level level)
   return level != LOG_LEVEL_DEBUG || logger.debug;
 }
 
-unsigned long
-log_dropped (void)
-{
-  return logger.dropped;
-}
-
 /* A line and its newline go out in one write of at most PIPE_BUF bytes: atomic, so lines of
  * several writers never interleave, and never cut. */
 #define LOG_LINE_MAX (PIPE_BUF - 1)
@@ -76,19 +69,14 @@ log_write_line (const char *line)
 {
   char buf[PIPE_BUF];
   size_t n = strlen (line);
-  if (n > LOG_LINE_MAX)
-    {
-      logger.dropped++;
-      return;
-    }
+  if (n > LOG_LINE_MAX) /* log_render_fitting made it fit */
+    return;
   memcpy (buf, line, n);
   buf[n++] = '\n';
   ssize_t w;
-  do
+  do /* a log nobody can take loses the line: there is nowhere to report it */
     w = write (logger.fd, buf, n);
   while (w < 0 && errno == EINTR);
-  if (w < 0)
-    logger.dropped++;
 }
 
 static char *
@@ -164,10 +152,7 @@ log_msg (enum log_level level, const char *fmt, ...)
   int n = vasprintf (&msg, fmt, ap);
   va_end (ap);
   if (n < 0)
-    {
-      logger.dropped++;
-      return;
-    }
+    return;
 
   char ts[48];
   struct timespec now = now_realtime ();
@@ -176,8 +161,6 @@ log_msg (enum log_level level, const char *fmt, ...)
   char *line = log_render_fitting (level, ts, msg);
   if (line)
     log_write_line (line);
-  else
-    logger.dropped++;
   free (line);
   free (msg);
 }

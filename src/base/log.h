@@ -22,7 +22,6 @@ bool log_enabled (enum log_level level);
 void log_msg (enum log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Logs and releases an error. */
 void log_error_release (enum log_level level, const char *context, shim_error_t *err);
-unsigned long log_dropped (void);
 
 #define log_error(...) log_msg (LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg (LOG_LEVEL_WARN, __VA_ARGS__)
