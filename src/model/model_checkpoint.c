@@ -11,6 +11,9 @@
 #include "platform/spawn.h"
 #include "runtime/runtime.h"
 
+/* A copy of dump.log and an rm -rf of CRIU's work dir: long only on a slow disk. */
+#define CHECKPOINT_CLEANUP_TIMEOUT_MS 60000
+
 struct checkpoint_op
 {
   struct op op;
@@ -122,7 +125,7 @@ checkpoint_finish (struct checkpoint_op *k, shim_error_t err)
                            .stdin_fd = SPAWN_FD_NULL,
                            .stdout_fd = SPAWN_FD_NULL,
                            .stderr_fd = SPAWN_FD_NULL,
-                           .timeout_ms = 60000 };
+                           .timeout_ms = CHECKPOINT_CLEANUP_TIMEOUT_MS };
   cleanup_error shim_error_t spawn_err = NULL;
   k->op.spawn = spawn_start (c->model->cfg.base, c->model->cfg.reaper, &req, cleanup_done_cb, k,
                              &spawn_err);
