@@ -710,6 +710,23 @@ def build_oci_archive(rootfs, ref, output):
 RUN_TIMEOUT = 30
 
 
+def read_until(stream, done, timeout=RUN_TIMEOUT):
+    """What a pipe gives until done(data) holds, it ends, or the deadline passes (the caller
+    checks which)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    fd = stream.fileno()
+    while not done(data):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            break
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def wait_task_status(containerd, container_id, status, timeout=15.0):
     """Poll `ctr task ls` until container_id shows status; return its pid."""
     def reached():

@@ -13,8 +13,6 @@ youki, and whose runtime roots are under the test's temp dir). CRI needs
 import json
 import os
 import re
-import subprocess
-import time
 import tomllib
 
 import pytest

@@ -5,7 +5,6 @@ must not stall the other containers of its grouped shim."""
 import fcntl
 import hashlib
 import os
-import select
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cshim_e2e import (RUN_TIMEOUT, PtyProcess, describe, parent_pid, process_argv,
-                       run_detached, stop_popen, wait_task_status, wait_until)
+                       read_until, run_detached, stop_popen, wait_task_status, wait_until)
 
 pytestmark = pytest.mark.core
 
@@ -118,15 +117,8 @@ def test_busy_stdout_gets_bigger_pipes(containerd, runtime, rootfs, cid):
                              "/bin/sh", "-c", script],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        got = b""
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while len(got) < total + 5:
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([proc.stdout], [], [], left)[0], \
-                f"{len(got)} of {total + 5} bytes arrived"
-            chunk = os.read(proc.stdout.fileno(), 1 << 20)
-            assert chunk, f"ctr's stdout ended after {len(got)} bytes"
-            got += chunk
+        got = read_until(proc.stdout, lambda d: len(d) >= total + 5)
+        assert len(got) == total + 5, f"{len(got)} of {total + 5} bytes arrived"
         assert got == bytes(total) + b"done\n"
 
         fifos = {s: list(Path("/run/containerd/fifo").glob(f"*/{cid}-{s}"))
@@ -213,22 +205,6 @@ def wchan(pid):
         return ""
 
 
-def read_line(stream, timeout):
-    """The first line of a pipe, or what arrived before the deadline."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    fd = stream.fileno()
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def test_flooding_container_does_not_stall_its_grouped_shim(containerd, ctr, runtime,
                                                              rootfs, ids):
     group = ["--annotation", f"{GROUP_ANNOTATION}=flood-{os.urandom(4).hex()}"]
@@ -247,7 +223,7 @@ def test_flooding_container_does_not_stall_its_grouped_shim(containerd, ctr, run
                              sibling, "/bin/sh", "-c", "echo line-from-sibling; exec sleep 60"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        first_line = read_line(proc.stdout, PROMPT_BOUND)
+        first_line = read_until(proc.stdout, lambda d: b"\n" in d, PROMPT_BOUND)
         assert first_line == b"line-from-sibling\n", \
             f"after {time.monotonic() - started:.1f}s the sibling printed {first_line!r}"
 

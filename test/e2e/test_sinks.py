@@ -5,14 +5,12 @@ the sink works (a file with room again, a FIFO that has a reader again)."""
 
 import os
 import re
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from cshim_e2e import (RUN_TIMEOUT, describe, exit_status, pid_alive, run,
+from cshim_e2e import (RUN_TIMEOUT, describe, exit_status, pid_alive, read_until, run,
                        run_detached, stop_popen, wait_until)
 
 pytestmark = pytest.mark.cshim_only  # the stock shim lets the writer die or block
@@ -139,15 +137,8 @@ def test_fifo_gets_output_again_when_a_reader_attaches(containerd, ctr, runtime,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         # the FIFO may still hold bytes the first reader left: read up to the marker
-        seen = b""
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while b"attached-marker\n" not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([attach.stdout], [], [], left)[0], \
-                f"no marker from the attached reader: {seen[-200:]!r}"
-            chunk = os.read(attach.stdout.fileno(), 1 << 16)
-            assert chunk, f"attach ended before the marker: {seen[-200:]!r}"
-            seen += chunk
+        seen = read_until(attach.stdout, lambda d: b"attached-marker\n" in d)
+        assert b"attached-marker\n" in seen, f"no marker from the attached reader: {seen[-200:]!r}"
         shim_line(containerd, f"stdout of {cid}: ", "takes output again")
         (shared / "stop").touch()
         # ctr task attach returns the task's exit status once it exited
