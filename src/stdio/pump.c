@@ -76,7 +76,7 @@ sink_failed (struct pump *p, int errno_)
 {
   p->sink_errno = errno_;
   p->discarded = p->buf_len; /* what the sink did not take is lost */
-  p->buf_len = 0;
+  p->buf_off = p->buf_len = 0;
   if (p->ev_write)
     event_del (p->ev_write);
   const char *then = !sink_can_heal (p) ? "discarding the rest of the output"
@@ -107,6 +107,24 @@ sink_error (struct pump *p, int errno_)
     return PUMP_EOF;
   sink_failed (p, errno_);
   return PUMP_SINK_FAILED;
+}
+
+/* One write of what buf holds; what the sink took leaves the buffer (an offset: a partial
+ * write to a full FIFO moves no bytes around). The result and errno are write's. */
+static ssize_t
+sink_write (struct pump *p)
+{
+  ssize_t w;
+  do
+    w = write (p->dst, p->buf + p->buf_off, p->buf_len);
+  while (w < 0 && errno == EINTR);
+  if (w > 0)
+    {
+      p->buf_off = (size_t) w == p->buf_len ? 0 : p->buf_off + w;
+      p->buf_len -= w;
+      p->progress += w;
+    }
+  return w;
 }
 
 /* The FIFO's reader went away: a reader that opened it again makes it writable again. The
@@ -141,18 +159,8 @@ sink_retry (struct pump *p)
     return false;
   if (p->sink_errno == EPIPE && !sink_reopen_fifo (p))
     return false;
-  ssize_t w;
-  do
-    w = write (p->dst, p->buf, p->buf_len);
-  while (w < 0 && errno == EINTR);
-  if (w < 0 && errno != EAGAIN)
+  if (sink_write (p) < 0 && errno != EAGAIN)
     return false;
-  if (w > 0)
-    {
-      memmove (p->buf, p->buf + w, p->buf_len - w);
-      p->buf_len -= w;
-      p->progress += w;
-    }
   sink_recovered (p);
   return true;
 }
@@ -188,7 +196,7 @@ pump_free_buffer (struct pump *p)
   else
     free (p->buf);
   p->buf = NULL;
-  p->buf_len = 0;
+  p->buf_off = p->buf_len = 0;
 }
 
 /* The sink fails: keep the container's pipe drained, so its writer never blocks nor dies, and
@@ -213,7 +221,7 @@ pump_discard_failing (struct pump *p)
           return r == PUMP_SINK_FAILED ? PUMP_SRC_EMPTY : r;
         }
       p->discarded += n;
-      p->buf_len = 0;
+      p->buf_off = p->buf_len = 0;
     }
   return PUMP_SRC_EMPTY;
 }
@@ -265,16 +273,8 @@ static int
 pump_flush_buf (struct pump *p)
 {
   while (p->buf_len > 0)
-    {
-      ssize_t w = write (p->dst, p->buf, p->buf_len);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0)
-        return errno == EAGAIN ? PUMP_SINK_FULL : sink_error (p, errno);
-      memmove (p->buf, p->buf + w, p->buf_len - w);
-      p->buf_len -= w;
-      p->progress += w;
-    }
+    if (sink_write (p) < 0)
+      return errno == EAGAIN ? PUMP_SINK_FULL : sink_error (p, errno);
   return PUMP_SRC_EMPTY;
 }
 

@@ -35,8 +35,8 @@ struct pump
   int flush_unread; /* what the sink's reader had left at the last look */
   unsigned long long progress; /* bytes the sink took, or its reader took while flushing */
   unsigned long long progress_seen; /* at the last pump_draining_by_itself() */
-  char *buf; /* the copy path's bytes read but not yet written */
-  size_t buf_len;
+  char *buf; /* the copy path's buffer: buf_len bytes at buf_off are read but not yet written */
+  size_t buf_off, buf_len;
   size_t buf_size; /* PUMP_CHUNK, or PUMP_BIG_CHUNK while the stream is busy */
   bool busy; /* the last wakeup moved PUMP_GROW_AFTER bytes or more */
   bool use_splice;

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/param.h>
 
 #include "base/log.h"
 #include "stdio/procio.h"
@@ -502,6 +503,49 @@ test_busy_file_stream_big_buffer_comes_and_goes (void **state)
   assert_memory_equal (text + 8 * MIB, "tail\n", 5);
 }
 
+/* The copy path (a PTY sink, or a pipe splice cannot serve) into a sink whose reader takes
+ * odd small pieces: the sink takes part of each buffer at a time, and every byte still lands
+ * once and in order. */
+static void
+test_copy_path_partial_writes_keep_order (void **state)
+{
+  struct fx *fx = *state;
+  int sink[2];
+  assert_int_equal (pipe2 (sink, O_CLOEXEC | O_NONBLOCK), 0);
+  struct pump_fx pf = { 0 };
+  pump_fx_start (&pf, fx->base, sink[1], "a pipe");
+  pf.p.use_splice = false;
+
+  const size_t total = 4 * MIB;
+  static char chunk[16384], got[3001];
+  size_t written = 0, read_total = 0;
+  for (int idle = 0; read_total < total && idle < 1000; idle++)
+    {
+      if (written < total)
+        {
+          size_t n = MIN (total - written, sizeof chunk);
+          for (size_t i = 0; i < n; i++)
+            chunk[i] = (char) ((written + i) % 251);
+          ssize_t w = write (pf.writer, chunk, n);
+          if (w > 0)
+            written += w;
+        }
+      event_base_loop (fx->base, EVLOOP_NONBLOCK);
+      ssize_t r = read (sink[0], got, sizeof got);
+      for (ssize_t i = 0; i < r; i++, read_total++)
+        if ((unsigned char) got[i] != read_total % 251)
+          fail_msg ("byte %zu is %u, not %zu", read_total, (unsigned char) got[i],
+                    read_total % 251);
+      if (r > 0)
+        idle = 0;
+    }
+  assert_int_equal (read_total, total);
+  close (pf.writer);
+  run_until_or_fail (fx->base, flag_raised, &pf.done);
+  assert_int_equal (read (sink[0], got, sizeof got), 0);
+  close (sink[0]);
+}
+
 /* A logging binary that died: its pipe has no reader and never gets one again. */
 static void
 test_dead_logger_discards_to_the_end (void **state)
@@ -539,6 +583,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_busy_file_stream_big_buffer_comes_and_goes, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_full_disk_discards_then_resumes, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_copy_path_partial_writes_keep_order, setup, teardown),
     cmocka_unit_test_setup_teardown (test_dead_logger_discards_to_the_end, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
