@@ -66,13 +66,15 @@ void pump_set_fifo_sink (struct pump *p, int dst);
  *   writer runs ahead and each wakeup moves more (FIFO throughput more than doubles);
  * - while it stays busy, a copy buffer of PUMP_BIG_CHUNK (the copy path: a file sink, which
  *   splice cannot append to, or a PTY): the page cache takes large writes in large folios,
- *   about 1.35x faster than 64 KiB writes (1 MiB writes were faster still, but stalled one
- *   run in four). It is mapped apart and unmapped at the first quieter wakeup.
+ *   about 1.1x faster than 64 KiB writes. 512 KiB writes were no faster at the median but
+ *   stalled a third of the runs here, in filling the new folios (a VM whose balloon hands
+ *   freed memory back to the host). It is mapped apart and unmapped at the first quieter
+ *   wakeup.
  * Quiet streams keep the kernel's default pipes, with a smaller slot array in kernel memory,
  * and a 64 KiB buffer (docs/performance.md). */
 #define PUMP_GROW_AFTER (64 * 1024)
 #define PUMP_PIPE_SIZE (1024 * 1024)
-#define PUMP_BIG_CHUNK (512 * 1024)
+#define PUMP_BIG_CHUNK (256 * 1024)
 
 /* Starts watching, once both fds are there and the stream is not done. */
 void pump_start (struct pump *p, struct event_base *base);
