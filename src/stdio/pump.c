@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,14 +110,15 @@ sink_error (struct pump *p, int errno_)
   return PUMP_SINK_FAILED;
 }
 
-/* One write of what buf holds; what the sink took leaves the buffer (an offset: a partial
- * write to a full FIFO moves no bytes around). The result and errno are write's. */
+/* One write of what buf holds, PUMP_WRITE_MAX at most; what the sink took leaves the buffer
+ * (an offset: a partial write to a full FIFO moves no bytes around). The result and errno are
+ * write's. */
 static ssize_t
 sink_write (struct pump *p)
 {
   ssize_t w;
   do
-    w = write (p->dst, p->buf + p->buf_off, p->buf_len);
+    w = write (p->dst, p->buf + p->buf_off, MIN (p->buf_len, (size_t) PUMP_WRITE_MAX));
   while (w < 0 && errno == EINTR);
   if (w > 0)
     {
