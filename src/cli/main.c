@@ -293,17 +293,6 @@ serve (const struct shim_args *a)
   return 1;
 }
 
-/* The action word `start` in our argv: the fork that goes on as the server blanks it, so its
- * command line reads as a server's (ps, pgrep, tools telling servers from invocations). */
-static char *start_word;
-
-static int
-serve_forked (const struct shim_args *a)
-{
-  memset (start_word, 0, strlen (start_word));
-  return serve (a);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -328,8 +317,7 @@ main (int argc, char **argv)
     ret = info_run (&err);
   else if (strcmp (action, "start") == 0)
     {
-      start_word = (char *) action; /* it points into argv */
-      ret = manager_start (&a, serve_forked, &err);
+      ret = manager_start (&a, serve, (char *) action /* it points into argv */, &err);
     }
   else if (strcmp (action, "delete") == 0)
     ret = manager_delete (&a, &err);

@@ -164,14 +164,22 @@ listen_socket (const char *path, bool *existing, shim_error_t *err)
  * /dev/null, so that containerd's wait for `start`'s output pipes ends when `start` exits.
  * `start` has no signal handlers, event loop nor log of its own the server would inherit. */
 static pid_t
-spawn_daemon (const struct shim_args *args, int listen_fd, manager_serve_fn serve,
+spawn_daemon (const struct shim_args *args, int listen_fd, manager_serve_fn serve, char *start_word,
               shim_error_t *err)
 {
   int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0)
     return shim_error_make (err, errno, SHIM_UNKNOWN, "open /dev/null");
   fflush (NULL); /* nothing buffered is written twice */
+  /* Blanked across the fork: the child may not run before `start` exits and it is reparented,
+   * and its argv must not read `start` even then. */
+  cleanup_free char *word = start_word ? xstrdup (start_word) : NULL;
+  if (word)
+    memset (start_word, 0, strlen (word));
   pid_t pid = fork ();
+  int fork_errno = errno;
+  if (word && pid != 0)
+    memcpy (start_word, word, strlen (word));
   if (pid == 0)
     {
       setsid ();
@@ -180,13 +188,14 @@ spawn_daemon (const struct shim_args *args, int listen_fd, manager_serve_fn serv
           || dup2 (devnull, 0) < 0 || dup2 (devnull, 1) < 0 || dup2 (devnull, 2) < 0)
         _exit (127);
       closefrom (4);
+      free (word);
+      word = NULL;
       malloc_trim (0); /* what `start` allocated and freed is not the server's to keep */
       exit (serve (args));
     }
-  int saved = errno;
   close (devnull);
   if (pid < 0)
-    return shim_error_make (err, saved, SHIM_UNKNOWN, "fork");
+    return shim_error_make (err, fork_errno, SHIM_UNKNOWN, "fork");
   return pid;
 }
 
@@ -316,7 +325,8 @@ join_shim_cgroup (const char *bundle, pid_t pid)
 }
 
 int
-manager_start (const struct shim_args *args, manager_serve_fn serve, shim_error_t *err)
+manager_start (const struct shim_args *args, manager_serve_fn serve, char *start_word,
+               shim_error_t *err)
 {
   const char *bundle = args->bundle ? args->bundle : ".";
   char *spec = config_read_spec (bundle);
@@ -331,7 +341,7 @@ manager_start (const struct shim_args *args, manager_serve_fn serve, shim_error_
     return -1;
   if (!existing)
     {
-      pid_t pid = spawn_daemon (args, fd, serve, err);
+      pid_t pid = spawn_daemon (args, fd, serve, start_word, err);
       if (pid < 0)
         {
           unlink (socket_path_of (address));

@@ -47,7 +47,11 @@ uint8_t *manager_start_reply (const char *address, bool bootstrap,
 
 /* The server's body, run in the process `start` forks; returns its exit status. */
 typedef int (*manager_serve_fn) (const struct shim_args *args);
-int manager_start (const struct shim_args *args, manager_serve_fn serve, shim_error_t *err);
+/* start_word: the word `start` in the process's argv, blank in the server's copy from its
+ * first instruction, so that its command line reads as a server's (ps, pgrep, tools telling
+ * servers from invocations); NULL to leave argv alone. */
+int manager_start (const struct shim_args *args, manager_serve_fn serve, char *start_word,
+                   shim_error_t *err);
 int manager_delete (const struct shim_args *args, shim_error_t *err);
 
 #endif

@@ -1,5 +1,5 @@
-/* `start` helpers: socket address (must equal containerd's runc shim) and grouping key;
- * mount option parsing. */
+/* `start` helpers: socket address (must equal containerd's runc shim), grouping key, the
+ * server's argv; mount option parsing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,13 +9,17 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "containerd/runc/v1/options.pb-c.h"
 #include "containerd/runtime/bootstrap/v1/bootstrap.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "cli/manager.h"
 #include "base/pb.h"
+#include "base/util.h"
 #include "platform/mount.h"
 
 /* Captured from containerd-shim-runc-v2 1.6.20: the `address` file it wrote for container
@@ -194,6 +198,56 @@ test_start_reply_bootstrap_result (void **state)
   free (out);
 }
 
+/* The word `start` in argv, as main hands it to manager_start. */
+static char start_word[] = "start";
+
+static int
+serve_reports_start_word (const struct shim_args *args)
+{
+  (void) args;
+  return start_word[0] == '\0' ? 0 : 1; /* the server's exit status tells the test */
+}
+
+/* The server's copy of `start` is blank from its first instruction: a server reparented
+ * before it ran never reads as an invocation to ps or pgrep. `start` keeps its own. */
+static void
+test_start_blanks_the_word_in_the_server_only (void **state)
+{
+  (void) state;
+  char bundle[] = "/tmp/test-manager-XXXXXX";
+  assert_non_null (mkdtemp (bundle));
+  struct shim_args args = { .namespace = "cshim-unit",
+                            .id = "blank1",
+                            .address = "/tmp/test-manager-ctd.sock",
+                            .bundle = bundle };
+  int saved_in = dup (STDIN_FILENO), saved_out = dup (STDOUT_FILENO);
+  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  dup2 (devnull, STDIN_FILENO); /* no start options on stdin */
+  dup2 (devnull, STDOUT_FILENO); /* the address reply */
+  shim_error_t err = NULL;
+  int r = manager_start (&args, serve_reports_start_word, start_word, &err);
+  dup2 (saved_in, STDIN_FILENO);
+  dup2 (saved_out, STDOUT_FILENO);
+  close (saved_in);
+  close (saved_out);
+  close (devnull);
+  assert_int_equal (r, 0);
+  assert_string_equal (start_word, "start");
+  int status = 0;
+  assert_true (waitpid (-1, &status, 0) > 0); /* the server, our only child */
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
+
+  char *path = xasprintf ("%s/address", bundle);
+  char *address = NULL;
+  assert_int_equal (read_file (path, 4096, &address, NULL, NULL), 0);
+  assert_int_equal (unlink (address + strlen ("unix://")), 0);
+  unlink (path);
+  free (address);
+  free (path);
+  rmdir (bundle);
+}
+
 int
 main (void)
 {
@@ -205,6 +259,7 @@ main (void)
     cmocka_unit_test (test_start_reply_plain),
     cmocka_unit_test (test_start_reply_json_v3),
     cmocka_unit_test (test_start_reply_bootstrap_result),
+    cmocka_unit_test (test_start_blanks_the_word_in_the_server_only),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
