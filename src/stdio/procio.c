@@ -76,11 +76,10 @@ open_log_file (const char *path, shim_error_t *err)
   return fd;
 }
 
-/* An output FIFO is opened write-only while its reader is there (the usual case: containerd's
- * clients open their end before Create), so a reader that goes away is an EPIPE the pump sees
- * (it discards, and reopens the FIFO for a reader that comes back) instead of back-pressure
- * that would stall the container for good. A FIFO nobody reads yet is opened O_RDWR, which
- * never blocks nor fails: its output waits there for a late reader, as it always did. */
+/* An output FIFO is opened write-only, so that a reader that goes away is an EPIPE the pump
+ * sees (it discards, and reopens the FIFO for a reader that comes back) instead of
+ * back-pressure that would stall the container for good. A FIFO nobody reads yet (its client
+ * opens it a moment after Create, or later) is opened once a reader is there (pump.h). */
 static int
 open_output_fifo (struct pump *p, const char *path, shim_error_t *err)
 {
@@ -88,21 +87,26 @@ open_output_fifo (struct pump *p, const char *path, shim_error_t *err)
   if (fd >= 0)
     {
       pump_set_fifo_sink (p, fd);
-      return fd;
+      p->dst = fd;
+      return 0;
     }
   if (errno != ENXIO)
     return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
-  return open_fifo (path, O_RDWR, err);
+  if (!pump_await_fifo_reader (p))
+    return shim_error_make (err, errno, SHIM_INVALID_ARGUMENT, "open `%s`", path);
+  return 0;
 }
 
-/* Where output goes: a FIFO (plain path or fifo://) or a file (file://). */
+/* Where output goes: a FIFO (plain path or fifo://) or a file (file://). Sets p->dst, or
+ * leaves it -1 while a FIFO waits for its reader. */
 static int
 open_output (struct pump *p, const char *uri, shim_error_t *err)
 {
   if (strncmp (uri, "file://", 7) == 0)
     {
       p->sink = xstrdup (uri + 7);
-      return open_log_file (uri + 7, err);
+      p->dst = open_log_file (uri + 7, err);
+      return p->dst < 0 ? -1 : 0;
     }
   if (strncmp (uri, "fifo://", 7) == 0)
     uri += 7;
@@ -145,10 +149,8 @@ container_pipe (const struct proc_io_config *cfg, bool input, int *keep, int *gi
 /* Container output through a pipe: its write end goes to the container, the loop copies the
  * read end into the sink (which the pump owns from here on, also on failure). */
 static int
-pipe_output (struct pump *p, int sink, int *child_fd, const struct proc_io_config *cfg,
-             shim_error_t *err)
+pipe_output (struct pump *p, int *child_fd, const struct proc_io_config *cfg, shim_error_t *err)
 {
-  p->dst = sink;
   p->output = true;
   p->drop_when_full = cfg->drop_when_full;
   p->done = false;
@@ -161,12 +163,9 @@ setup_output (struct pump *p, const char *path, int *child_fd, const struct proc
 {
   if (!has_path (path))
     return 0;
-  int sink = open_output (p, path, err);
-  if (sink < 0)
+  if (open_output (p, path, err) < 0)
     return -1;
-  if (pipe_output (p, sink, child_fd, cfg, err) < 0)
-    return -1;
-  return 0;
+  return pipe_output (p, child_fd, cfg, err);
 }
 
 /* Container input: the FIFO is read and copied into a pipe whose read end goes to the
@@ -219,14 +218,14 @@ logger_output (struct pump *p, int sink, const char *uri, int *child_fd,
       close (sink);
       return shim_error_make (err, errno, SHIM_UNKNOWN, "logging binary: O_NONBLOCK");
     }
+  p->dst = sink;
   if (child_fd == NULL) /* a terminal: the master is the source */
     {
-      p->dst = sink;
       p->output = true;
       p->done = false;
       return 0;
     }
-  return pipe_output (p, sink, child_fd, cfg, err);
+  return pipe_output (p, child_fd, cfg, err);
 }
 
 /* binary://: the logger reads pipes the loop copies the container's output into (with a
@@ -290,8 +289,7 @@ setup_terminal (struct proc_io *io, const struct proc_io_config *cfg, shim_error
 {
   if (!is_binary_uri (cfg->stdout_path))
     {
-      if (has_path (cfg->stdout_path)
-          && (io->out.dst = open_output (&io->out, cfg->stdout_path, err)) < 0)
+      if (has_path (cfg->stdout_path) && open_output (&io->out, cfg->stdout_path, err) < 0)
         return -1;
       io->out.output = true;
       io->out.done = false;
@@ -318,6 +316,7 @@ proc_io_new (struct event_base *base, const struct proc_io_config *cfg, shim_err
   pump_init (&io->out, "stdout", output_done_cb, io);
   pump_init (&io->err, "stderr", output_done_cb, io);
   io->out.owner = io->err.owner = io->owner;
+  io->out.base = io->err.base = base; /* a FIFO awaiting its reader is looked at from now on */
   int ret = setup_input (io, cfg, err);
   if (ret == 0 && is_binary_uri (cfg->stdout_path))
     ret = setup_logbin (io, cfg, err);

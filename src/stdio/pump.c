@@ -23,6 +23,9 @@
  * loop's timer, alive). */
 #define PUMP_FLUSH_POLL_MS 2
 #define PUMP_FLUSH_MAX_MS 2000
+/* How often a FIFO with no reader yet is looked at: soon after Start (a client opens its end
+ * a moment after Create), then backing off to this for one that comes much later. */
+#define PUMP_READER_WAIT_MAX_MS 250
 /* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
  * keep the loop from everything else. The read event is level-triggered: the rest follows on
  * the next turn. */
@@ -59,6 +62,36 @@ pump_set_fifo_sink (struct pump *p, int dst)
   p->reopen_fifo = fstat (dst, &st) == 0 && S_ISFIFO (st.st_mode);
   p->fifo_dev = st.st_dev;
   p->fifo_ino = st.st_ino;
+}
+
+static void look_for_reader (struct pump *p);
+
+static void
+reader_timer_cb (evutil_socket_t fd, short what, void *arg)
+{
+  (void) fd;
+  (void) what;
+  look_for_reader (arg);
+}
+
+bool
+pump_await_fifo_reader (struct pump *p)
+{
+  struct stat st;
+  if (stat (p->sink, &st) < 0)
+    return false;
+  if (!S_ISFIFO (st.st_mode))
+    {
+      errno = ENXIO;
+      return false;
+    }
+  p->reopen_fifo = p->await_reader = true;
+  p->fifo_dev = st.st_dev;
+  p->fifo_ino = st.st_ino;
+  p->dst = -1;
+  p->reader_timer = xevtimer_new (p->base, reader_timer_cb, p);
+  look_for_reader (p);
+  return true;
 }
 
 /* ---- a sink that fails ---- */
@@ -425,6 +458,12 @@ pump_pace (struct pump *p, unsigned long long moved)
 static void
 pump_step (struct pump *p)
 {
+  if (p->await_reader) /* io_policy drop: the writer never waits, not even for a first reader */
+    {
+      if (pump_drop (p) < 0)
+        pump_finish (p);
+      return;
+    }
   unsigned long long before = p->progress;
   int r = pump_transfer (p);
   pump_pace (p, p->progress - before);
@@ -452,15 +491,42 @@ pump_cb (evutil_socket_t fd, short what, void *arg)
   pump_step (arg);
 }
 
+/* Opens the FIFO write-only if it has a reader now; else looks again later. Looked for from
+ * Create on: a client may wait for its blocking open of the other end before it calls Start. */
+static void
+look_for_reader (struct pump *p)
+{
+  if (sink_reopen_fifo (p))
+    {
+      p->await_reader = false;
+      event_freep (&p->reader_timer);
+      log_debug ("%s of %s: `%s` has a reader", p->name, p->owner, p->sink);
+      if (p->ev_read) /* started already */
+        event_add (p->ev_read, NULL);
+      return;
+    }
+  p->reader_wait_ms = MIN (p->reader_wait_ms ? 2 * p->reader_wait_ms : 1, PUMP_READER_WAIT_MAX_MS);
+  struct timeval tv = timeval_from_ms (p->reader_wait_ms);
+  evtimer_add (p->reader_timer, &tv);
+}
+
 void
 pump_start (struct pump *p, struct event_base *base)
 {
-  if (p->done || p->ev_read || p->src < 0 || p->dst < 0)
+  if (p->done || p->ev_read || p->src < 0 || (p->dst < 0 && !p->await_reader))
     return;
   p->base = base;
   p->use_splice = true;
   p->ev_read = xevent_new (base, p->src, EV_READ | EV_PERSIST, pump_cb, p);
-  p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
+  if (p->await_reader)
+    {
+      if (p->drop_when_full)
+        event_add (p->ev_read, NULL);
+      look_for_reader (p); /* Start: the client has certainly begun to open its end */
+      return;
+    }
+  if (p->ev_write == NULL) /* or the FIFO got its reader before Start (look_for_reader) */
+    p->ev_write = xevent_new (base, p->dst, EV_WRITE, pump_cb, p);
   event_add (p->ev_read, NULL);
 }
 
@@ -483,7 +549,7 @@ pump_draining_by_itself (struct pump *p)
 void
 pump_last_transfer (struct pump *p)
 {
-  if (!p->done && p->ev_read)
+  if (!p->done && p->ev_read && !p->await_reader)
     pump_transfer (p);
 }
 
@@ -491,6 +557,9 @@ pump_last_transfer (struct pump *p)
 static void
 pump_log_losses (const struct pump *p)
 {
+  if (p->await_reader)
+    log_warn ("%s of %s ended before `%s` had a reader: its output was not read", p->name, p->owner,
+              p->sink);
   if (p->sink_errno)
     log_warn ("%s of %s ended while `%s` still failed (%s): %llu bytes were discarded", p->name,
               p->owner, p->sink, strerror (p->sink_errno), p->discarded_total + p->discarded);
@@ -508,6 +577,7 @@ pump_close (struct pump *p)
   event_freep (&p->ev_read);
   event_freep (&p->ev_write);
   event_freep (&p->flush_timer);
+  event_freep (&p->reader_timer);
   close_fd (&p->src);
   close_fd (&p->dst);
   pump_free_buffer (p);

@@ -44,6 +44,9 @@ struct pump
   bool drop_when_full; /* io_policy "drop": a full sink discards instead of stalling */
   bool reopen_fifo; /* dst is a FIFO opened write-only: EPIPE means its reader went away */
   bool grown; /* a busy output: its pipes were given PUMP_PIPE_SIZE */
+  bool await_reader; /* dst is not open yet: the FIFO has had no reader (pump_await_fifo_reader) */
+  struct event *reader_timer; /* the next look for that reader */
+  unsigned reader_wait_ms;
   dev_t fifo_dev; /* which FIFO, so that a reopen finds the same one */
   ino_t fifo_ino;
   unsigned long long dropped; /* io_policy drop: bytes the sink had no room for */
@@ -59,6 +62,13 @@ struct pump
 void pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg);
 /* dst is a FIFO opened O_WRONLY: remembers which, so that it can be reopened for a new reader. */
 void pump_set_fifo_sink (struct pump *p, int dst);
+/* p->sink is a FIFO nobody has opened for reading yet (opening it write-only said ENXIO). The
+ * pump opens it write-only once a reader is there (looked for at once, then with a backoff),
+ * and until then leaves the output in the container's pipe: back-pressure, as a blocking open
+ * would give, or dropped under io_policy drop. A reader that comes late and leaves again is
+ * then an EPIPE like any other, never a container stalled for good. False if p->sink is not a
+ * FIFO (errno set). p->base must be set: the looks start now. */
+bool pump_await_fifo_reader (struct pump *p);
 
 /* How busy an output stream is sets its sizes. One that moved PUMP_GROW_AFTER bytes in one
  * wakeup (its writer filled the kernel's default 64 KiB pipe) gets:

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/param.h>
+#include <sys/wait.h>
 
 #include "base/log.h"
 #include "stdio/procio.h"
@@ -386,6 +387,118 @@ test_fifo_reader_gone_discards_then_reopens (void **state)
   assert_non_null (strstr (log2, want));
 }
 
+/* ---- a FIFO whose reader comes late ---- */
+
+/* A run_until condition: the client's end of the FIFO has bytes to read. */
+static bool
+fifo_readable (void *arg)
+{
+  struct fx *fx = arg;
+  struct pollfd pfd = { .fd = fx->reader, .events = POLLIN };
+  return fx->reader >= 0 && poll (&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/* stdout to the FIFO, which nobody reads yet. */
+static void
+start_io_without_reader (struct fx *fx)
+{
+  close_fd (&fx->reader);
+  struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
+  start_io (fx, &cfg);
+}
+
+/* The client opens its end after Create (ctr does, from a goroutine): the output waits in the
+ * container's pipe meanwhile, and none of it is lost. */
+static void
+test_fifo_read_late_gets_the_output_that_waited (void **state)
+{
+  struct fx *fx = *state;
+  start_io_without_reader (fx);
+  assert_int_equal (write (fx->out, "early\n", 7), 7);
+  run_for_ms (fx->base, 20);
+  fx->reader = open (fx->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  run_until_or_fail (fx->base, fifo_readable, fx);
+  char buf[64] = { 0 };
+  assert_int_equal (read (fx->reader, buf, sizeof buf), 7);
+  assert_string_equal (buf, "early\n");
+}
+
+/* A client that opened its end late and went away again (ctr run -d) is an EPIPE like any
+ * other: the container's writer never stalls, its output is discarded. */
+static void
+test_late_reader_that_leaves_does_not_stall_the_writer (void **state)
+{
+  struct fx *fx = *state;
+  start_io_without_reader (fx);
+  fx->reader = open (fx->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  assert_int_equal (write (fx->out, "one\n", 4), 4);
+  run_until_or_fail (fx->base, fifo_readable, fx);
+  char buf[64] = { 0 };
+  assert_int_equal (read (fx->reader, buf, sizeof buf), 4);
+  close_fd (&fx->reader);
+  assert_int_equal (write_with_loop (fx->base, fx->out, 4 * MIB), 4 * MIB);
+  cleanup_free char *log = logged (fx);
+  assert_non_null (strstr (log, "failed: Broken pipe"));
+}
+
+struct child
+{
+  pid_t pid;
+  int status;
+  bool reaped;
+};
+
+/* A run_until condition: the child exited (reaped once, status kept). */
+static bool
+child_exited (void *arg)
+{
+  struct child *c = arg;
+  if (!c->reaped)
+    c->reaped = waitpid (c->pid, &c->status, WNOHANG) == c->pid;
+  return c->reaped;
+}
+
+/* A client that waits in a blocking open of its end before it calls Start: the shim opens
+ * the FIFO from Create on, so that open returns. */
+static void
+test_blocking_reader_open_before_start_returns (void **state)
+{
+  struct fx *fx = *state;
+  close_fd (&fx->reader);
+  struct proc_io_config cfg = { .stdout_path = fx->fifo, .id = "c1" };
+  shim_error_t err = NULL;
+  fx->io = proc_io_new (fx->base, &cfg, &err);
+  assert_non_null (fx->io);
+  struct child c = { .pid = fork () };
+  if (c.pid == 0)
+    _exit (open (fx->fifo, O_RDONLY) >= 0 ? 0 : 1);
+  bool exited = run_until (fx->base, child_exited, &c, 5000); /* ticking: no event says it */
+  if (!exited) /* a child stuck in open() would hold the test's fds for ever */
+    {
+      kill (c.pid, SIGKILL);
+      waitpid (c.pid, NULL, 0);
+    }
+  assert_true (exited);
+  assert_true (WIFEXITED (c.status));
+  assert_int_equal (WEXITSTATUS (c.status), 0);
+}
+
+/* Nobody ever opens the FIFO: the stream ends at the drain deadline after the exit, saying
+ * why its output was not read. */
+static void
+test_fifo_never_read_ends_at_the_drain_deadline (void **state)
+{
+  struct fx *fx = *state;
+  start_io_without_reader (fx);
+  assert_int_equal (write (fx->out, "lost\n", 5), 5);
+  close_fd (&fx->out); /* the container exits */
+  proc_io_process_exited (fx->io, 50);
+  run_until_or_fail (fx->base, flag_raised, &fx->drained);
+  cleanup_free char *log = logged (fx);
+  cleanup_free char *want = xasprintf ("stdout of c1 ended before `%s` had a reader", fx->fifo);
+  assert_non_null (strstr (log, want));
+}
+
 struct pump_fx
 {
   struct pump p;
@@ -584,6 +697,14 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_full_disk_discards_then_resumes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_copy_path_partial_writes_keep_order, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_fifo_read_late_gets_the_output_that_waited, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_late_reader_that_leaves_does_not_stall_the_writer, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_blocking_reader_open_before_start_returns, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_fifo_never_read_ends_at_the_drain_deadline, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_dead_logger_discards_to_the_end, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
