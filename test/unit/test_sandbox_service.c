@@ -150,6 +150,16 @@ id_call (struct fx *fx, const char *method, const char *id, int code)
   return a;
 }
 
+/* Sends WaitSandbox for pod1 into slot: it parks until the sandbox ends. */
+static struct answer *
+wait_sandbox (struct fx *fx, int slot)
+{
+  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest req
+      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
+  req.sandbox_id = (char *) "pod1";
+  return slot_call (fx, slot, SVC, "WaitSandbox", &req.base);
+}
+
 static void
 create (struct fx *fx, const char *id, int code)
 {
@@ -320,10 +330,7 @@ test_start_wait_stop (void **state)
   assert_non_null (strstr (st->info[0]->value, "\"pid\":"));
   containerd__runtime__sandbox__v1__sandbox_status_response__free_unpacked (st, NULL);
 
-  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
-      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
-  wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = wait_sandbox (fx, 2);
   run_for_ms (fx->base, 50);
   assert_false (wait->done); /* parked while the sandbox runs */
   assert_true (sandbox_service_active (fx->sb));
@@ -363,9 +370,6 @@ test_gone_waits_do_not_pile_up (void **state)
   struct fx *fx = *state;
   skip_unless_root ();
   pid_t pid = create_and_start (fx);
-  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
-      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
-  wreq.sandbox_id = (char *) "pod1";
   struct answer *wait = NULL;
   for (int i = 0; i < 3; i++)
     {
@@ -376,7 +380,7 @@ test_gone_waits_do_not_pile_up (void **state)
           cleanup_free char *address = xasprintf ("unix://%s", fx->sock);
           fx->client = ttrpc_client_new (fx->base, address);
         }
-      wait = slot_call (fx, 2 + i, SVC, "WaitSandbox", &wreq.base);
+      wait = wait_sandbox (fx, 2 + i);
       id_call (fx, "PingSandbox", "pod1", SHIM_OK); /* answered once the Wait before it parked */
       assert_false (wait->done);
       assert_int_equal (sandbox_service_parked (fx->sb), 1);
@@ -396,10 +400,7 @@ test_pause_death_ends_wait (void **state)
   skip_unless_root ();
   pid_t pid = create_and_start (fx);
   assert_true (run_until (fx->base, pause_running, &pid, 5000));
-  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
-      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
-  wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = wait_sandbox (fx, 2);
   assert_true (run_until (fx->base, catches_sigterm, &pid, 5000));
   assert_int_equal (kill (pid, SIGTERM), 0); /* the pause process handles it: exit 0 */
   run_until_or_fail (fx->base, answered, wait);
@@ -419,10 +420,7 @@ test_shutdown (void **state)
   struct fx *fx = *state;
   skip_unless_root ();
   pid_t pid = create_and_start (fx);
-  Containerd__Runtime__Sandbox__V1__WaitSandboxRequest wreq
-      = CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_REQUEST__INIT;
-  wreq.sandbox_id = (char *) "pod1";
-  struct answer *wait = slot_call (fx, 2, SVC, "WaitSandbox", &wreq.base);
+  struct answer *wait = wait_sandbox (fx, 2);
   fx->n_tasks = 1;
   assert_false (sandbox_service_exit_after_delete (fx->sb, fx->bundle, 0));
   id_call (fx, "ShutdownSandbox", "pod1", SHIM_OK);
