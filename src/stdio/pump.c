@@ -23,8 +23,8 @@
  * loop's timer, alive). */
 #define PUMP_FLUSH_POLL_MS 2
 #define PUMP_FLUSH_MAX_MS 2000
-/* How often a FIFO with no reader yet is looked at: soon after Start (a client opens its end
- * a moment after Create), then backing off to this for one that comes much later. */
+/* How often a FIFO with no reader yet is looked at: at once from Create on (a client opens its
+ * end a moment after Create), then backing off to this for one that comes much later. */
 #define PUMP_READER_WAIT_MAX_MS 250
 /* Bytes one stream may move per wakeup: a writer that never lets the pipe run dry must not
  * keep the loop from everything else. The read event is level-triggered: the rest follows on
@@ -55,13 +55,21 @@ pump_init (struct pump *p, const char *name, pump_done_cb cb, void *arg)
   p->done_arg = arg;
 }
 
+/* Which FIFO the sink is, so that a reopen finds the same one. */
+static void
+remember_fifo (struct pump *p, const struct stat *st)
+{
+  p->reopen_fifo = true;
+  p->fifo_dev = st->st_dev;
+  p->fifo_ino = st->st_ino;
+}
+
 void
 pump_set_fifo_sink (struct pump *p, int dst)
 {
   struct stat st;
-  p->reopen_fifo = fstat (dst, &st) == 0 && S_ISFIFO (st.st_mode);
-  p->fifo_dev = st.st_dev;
-  p->fifo_ino = st.st_ino;
+  if (fstat (dst, &st) == 0 && S_ISFIFO (st.st_mode))
+    remember_fifo (p, &st);
 }
 
 static void look_for_reader (struct pump *p);
@@ -85,9 +93,8 @@ pump_await_fifo_reader (struct pump *p)
       errno = ENXIO;
       return false;
     }
-  p->reopen_fifo = p->await_reader = true;
-  p->fifo_dev = st.st_dev;
-  p->fifo_ino = st.st_ino;
+  remember_fifo (p, &st);
+  p->await_reader = true;
   p->dst = -1;
   p->reader_timer = xevtimer_new (p->base, reader_timer_cb, p);
   look_for_reader (p);
